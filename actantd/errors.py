@@ -1,0 +1,193 @@
+"""The error hierarchy and its JSON-RPC codes, in one place (DESIGN §8).
+
+Stdlib only so that ``actantctl`` can map codes back to names and exit statuses. Every error the daemon
+raises on purpose is an :class:`ActantError`; the RPC layer turns it into
+``{"code", "message", "data": {"errorCode", "context"}}`` without knowing the concrete class.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+# Standard JSON-RPC 2.0 codes.
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+
+
+class ActantError(Exception):
+    """Base of every deliberate error; ``code`` and ``error_code`` are the wire identity."""
+
+    code: ClassVar[int] = INTERNAL_ERROR
+    error_code: ClassVar[str] = "INTERNAL_ERROR"
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context: dict[str, Any] = context
+
+    def to_rpc(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "data": {"errorCode": self.error_code, "context": self.context},
+        }
+
+
+class ParseError(ActantError):
+    code = PARSE_ERROR
+    error_code = "PARSE_ERROR"
+
+
+class InvalidRequest(ActantError):
+    code = INVALID_REQUEST
+    error_code = "INVALID_REQUEST"
+
+
+class MethodNotFound(ActantError):
+    code = METHOD_NOT_FOUND
+    error_code = "METHOD_NOT_FOUND"
+
+
+class InvalidParams(ActantError):
+    code = INVALID_PARAMS
+    error_code = "INVALID_PARAMS"
+
+
+class InternalError(ActantError):
+    code = INTERNAL_ERROR
+    error_code = "INTERNAL_ERROR"
+
+
+class TemplateNotFound(ActantError):
+    code = -32001
+    error_code = "TEMPLATE_NOT_FOUND"
+
+
+class ConfigValidation(ActantError):
+    code = -32002
+    error_code = "CONFIG_VALIDATION"
+
+
+class AgentNotFound(ActantError):
+    code = -32003
+    error_code = "AGENT_NOT_FOUND"
+
+
+class AgentAlreadyRunning(ActantError):
+    code = -32004
+    error_code = "AGENT_ALREADY_RUNNING"
+
+
+class WorkspaceInit(ActantError):
+    code = -32005
+    error_code = "WORKSPACE_INIT"
+
+
+class ComponentReference(ActantError):
+    code = -32006
+    error_code = "COMPONENT_REFERENCE"
+
+
+class InstanceCorrupted(ActantError):
+    code = -32007
+    error_code = "INSTANCE_CORRUPTED"
+
+
+class AgentLaunch(ActantError):
+    code = -32008
+    error_code = "AGENT_LAUNCH"
+
+
+class AgentAlreadyAttached(ActantError):
+    code = -32009
+    error_code = "AGENT_ALREADY_ATTACHED"
+
+
+class AgentNotAttached(ActantError):
+    code = -32010
+    error_code = "AGENT_NOT_ATTACHED"
+
+
+class InvalidTransition(ActantError):
+    code = -32011
+    error_code = "INVALID_TRANSITION"
+
+
+class AgentExists(ActantError):
+    code = -32012
+    error_code = "AGENT_EXISTS"
+
+
+class PermissionDenied(ActantError):
+    code = -32013
+    error_code = "PERMISSION_DENIED"
+
+
+class InvalidName(ActantError):
+    code = -32014
+    error_code = "INVALID_NAME"
+
+
+class StateWrite(ActantError):
+    """A state file could not be written (ENOSPC, EIO...): the previous state is intact on disk."""
+
+    code = -32015
+    error_code = "STATE_WRITE"
+
+
+class NotSupported(ActantError):
+    code = -32016
+    error_code = "NOT_SUPPORTED"
+
+
+class DaemonBusy(ActantError):
+    """Another daemon holds the home's lock."""
+
+    code = -32017
+    error_code = "DAEMON_BUSY"
+
+
+class MessageTooLarge(ActantError):
+    code = -32018
+    error_code = "MESSAGE_TOO_LARGE"
+
+
+class SchemaTooNew(ActantError):
+    """An instance written by a newer daemon: left untouched and reported, never quarantined."""
+
+    code = -32019
+    error_code = "SCHEMA_TOO_NEW"
+
+
+class Timeout(ActantError):
+    code = -32020
+    error_code = "TIMEOUT"
+
+
+class MigrationError(ActantError):
+    code = -32021
+    error_code = "MIGRATION"
+
+
+def _all_subclasses(cls: type[ActantError]) -> list[type[ActantError]]:
+    out: list[type[ActantError]] = []
+    for sub in cls.__subclasses__():
+        out.append(sub)
+        out.extend(_all_subclasses(sub))
+    return out
+
+
+BY_CODE: dict[int, type[ActantError]] = {c.code: c for c in _all_subclasses(ActantError)}
+BY_NAME: dict[str, type[ActantError]] = {c.error_code: c for c in _all_subclasses(ActantError)}
+
+
+def from_rpc(error: dict[str, Any]) -> ActantError:
+    """Rebuild a typed error from a wire error object (used by clients and tests)."""
+    data = error.get("data") or {}
+    name = data.get("errorCode") if isinstance(data, dict) else None
+    cls = BY_NAME.get(str(name)) if name else BY_CODE.get(int(error.get("code", INTERNAL_ERROR)))
+    exc = (cls or ActantError)(str(error.get("message", "")), **((data or {}).get("context") or {}))
+    return exc
