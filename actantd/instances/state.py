@@ -7,12 +7,12 @@ reason they exist; each is one a supervisord or systemd user would expect.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from actantd.errors import InvalidTransition
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     CREATED = "Created"
     INITIALIZING = "Initializing"
     READY = "Ready"
