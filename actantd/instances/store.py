@@ -1,0 +1,261 @@
+"""Workspace-as-storage: an instance *is* ``{home}/instances/<name>/`` holding ``.actant.json`` (DESIGN §4).
+
+Crash atomicity comes from three rules, so a SIGKILL at any instant leaves an instance whole or absent:
+
+* state writes go to a temp file in the same directory, are fsynced, ``os.replace``d over the record and the
+  directory is fsynced, so a reader sees the old record or the new one, never half of one;
+* create builds the instance in ``.staging/`` and renames it into place as the last step (for a ``--work-dir``
+  instance the last step is renaming a prepared symlink into place);
+* destroy first renames the instance into ``.trash/`` and only then deletes it.
+
+``scan`` finishes what a crash interrupted: it deletes staging leftovers and empties the trash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from actantd.errors import InstanceCorrupted, InvalidName, SchemaTooNew, StateWrite, WorkspaceInit
+from actantd.instances.record import InstanceRecord, decode, encode
+from actantd.paths import INSTANCE_FILE, Layout, is_valid_name
+
+log = logging.getLogger(__name__)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Temp file in the same directory + fsync + ``os.replace`` + directory fsync.
+
+    On any OSError (ENOSPC, EIO, EROFS...) the temp file is removed, the previous file is untouched, and a
+    :class:`StateWrite` naming the file and errno is raised.
+    """
+    tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        name = errno.errorcode.get(exc.errno or 0, "EIO")
+        raise StateWrite(
+            f"{path}: could not write state ({name}: {exc.strerror}); previous state kept", file=str(path), errno=name
+        ) from exc
+
+
+def validate_name(name: object) -> str:
+    if not is_valid_name(name):
+        raise InvalidName(
+            f"invalid instance name {name!r}: must match ^[a-zA-Z0-9][a-zA-Z0-9._-]{{0,127}}$",
+            name=str(name)[:200],
+        )
+    assert isinstance(name, str)
+    return name
+
+
+@dataclass
+class ScanResult:
+    records: dict[str, InstanceRecord] = field(default_factory=dict)
+    quarantined: list[tuple[str, str, str]] = field(default_factory=list)
+    """(name, reason, new path) for every directory moved to ``.corrupted/``."""
+    too_new: list[tuple[str, int]] = field(default_factory=list)
+    migrated: list[str] = field(default_factory=list)
+    cleaned: list[str] = field(default_factory=list)
+    """Staging and trash leftovers of interrupted creates and destroys, now removed."""
+
+
+class InstanceStore:
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        for d in (layout.instances, layout.staging, layout.trash, layout.corrupted):
+            d.mkdir(parents=True, exist_ok=True)
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def record_path(self, name: str) -> Path:
+        return self.layout.instance_dir(name) / INSTANCE_FILE
+
+    def read(self, name: str) -> tuple[InstanceRecord, bool]:
+        path = self.record_path(name)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise InstanceCorrupted(f"instances/{name}: {INSTANCE_FILE} is missing", agent=name) from exc
+        except OSError as exc:
+            raise InstanceCorrupted(f"instances/{name}/{INSTANCE_FILE}: unreadable: {exc}", agent=name) from exc
+        record, migrated = decode(raw, where=f"instances/{name}/{INSTANCE_FILE}")
+        if record.name != name:
+            raise InstanceCorrupted(
+                f"instances/{name}/{INSTANCE_FILE}: $.name is {record.name!r}, expected the directory name",
+                agent=name,
+            )
+        return record, migrated
+
+    def scan(self) -> ScanResult:
+        """Read every instance; quarantine the unreadable, migrate the old, leave the too-new alone."""
+        result = ScanResult()
+        result.cleaned.extend(self._finish_interrupted())
+        with os.scandir(self.layout.instances) as entries:
+            names = sorted(e.name for e in entries if not e.name.startswith("."))
+        for name in names:
+            path = self.layout.instance_dir(name)
+            if not is_valid_name(name) or not path.is_dir():
+                self._quarantine_logged(result, name, "not an instance directory (bad name or not a directory)")
+                continue
+            self._remove_stale_temps(path)
+            try:
+                record, migrated = self.read(name)
+            except SchemaTooNew as exc:
+                result.too_new.append((name, int(exc.context.get("schemaVersion", 0))))
+                continue
+            except InstanceCorrupted as exc:
+                self._quarantine_logged(result, name, exc.message)
+                continue
+            if migrated:
+                self.write(record)
+                result.migrated.append(name)
+            result.records[name] = record
+        return result
+
+    @staticmethod
+    def _remove_stale_temps(directory: Path) -> None:
+        """Temp files of a write the daemon was killed in the middle of; the record itself is intact."""
+        with os.scandir(directory) as entries:
+            stale = [e.path for e in entries if e.name.startswith(f"{INSTANCE_FILE}.tmp-")]
+        for path in stale:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+    def _quarantine_logged(self, result: ScanResult, name: str, reason: str) -> None:
+        try:
+            dest = self.quarantine(name)
+        except OSError as exc:
+            log.error("could not quarantine instances/%s: %s", name, exc)
+            return
+        result.quarantined.append((name, reason, str(dest)))
+
+    def quarantine(self, name: str) -> Path:
+        """Move an instance away to ``.corrupted/<name>-<ts>``; a symlinked one moves as the link only."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        dest = self.layout.corrupted / f"{name}-{stamp}"
+        os.rename(self.layout.instance_dir(name), dest)
+        fsync_dir(self.layout.instances)
+        return dest
+
+    # -- writing -------------------------------------------------------------------------------------
+
+    def write(self, record: InstanceRecord) -> None:
+        atomic_write(self.record_path(record.name), encode(record))
+
+    def exists(self, name: str) -> bool:
+        return os.path.lexists(self.layout.instance_dir(name))
+
+    def create(self, record: InstanceRecord, populate: Callable[[Path], InstanceRecord]) -> InstanceRecord:
+        """Build the instance out of sight, then make it appear with one rename.
+
+        ``populate(workspace)`` materializes files and returns the record to persist. For a ``--work-dir``
+        instance the workspace is the user's directory and what appears atomically is the symlink.
+        """
+        name = validate_name(record.name)
+        target = self.layout.instance_dir(name)
+        stage = self.layout.staging / f"{name}-{uuid.uuid4().hex[:8]}"
+        try:
+            if record.work_dir is None:
+                stage.mkdir(mode=0o755)
+                self._write_to(stage, record)
+                final = populate(stage)
+                self._write_to(stage, final)
+                fsync_dir(stage)
+            else:
+                workspace = Path(record.work_dir)
+                if not workspace.is_dir():
+                    raise WorkspaceInit(f"--work-dir {workspace}: not an existing directory", workDir=str(workspace))
+                self._write_to(workspace, record)
+                final = populate(workspace)
+                self._write_to(workspace, final)
+                os.symlink(workspace, stage)
+            os.rename(stage, target)
+            fsync_dir(self.layout.instances)
+        except BaseException:
+            self._purge(stage)
+            raise
+        return final
+
+    def _write_to(self, directory: Path, record: InstanceRecord) -> None:
+        atomic_write(directory / INSTANCE_FILE, encode(record))
+
+    def destroy(self, name: str) -> bool:
+        """Rename into the trash (the atomic step), then delete; False when there was nothing to destroy."""
+        src = self.layout.instance_dir(name)
+        if not os.path.lexists(src):
+            return False
+        dest = self.layout.trash / f"{name}-{uuid.uuid4().hex[:8]}"
+        os.rename(src, dest)
+        fsync_dir(self.layout.instances)
+        self._purge(dest)
+        return True
+
+    def _purge(self, path: Path) -> None:
+        """Delete a staged or trashed instance; for a symlink, only what Actant wrote in the target."""
+        if path.is_symlink():
+            target = Path(os.readlink(path))
+            with contextlib.suppress(OSError, InstanceCorrupted, SchemaTooNew):
+                record, _ = decode((target / INSTANCE_FILE).read_bytes(), where=str(target))
+                for rel in record.materialized:
+                    self._remove_inside(target, rel)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target / INSTANCE_FILE)
+            os.unlink(path)
+        elif path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+
+    @staticmethod
+    def _remove_inside(root: Path, rel: str) -> None:
+        """Remove one materialized file, refusing anything that resolves outside the workspace."""
+        candidate = (root / rel).resolve()
+        if root.resolve() not in candidate.parents:
+            return
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            candidate.unlink()
+        # Remove the directories Actant created for it (.claude/skills/x/) when they are now empty.
+        parent = candidate.parent
+        while parent != root.resolve() and root.resolve() in parent.parents:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
+
+    def _finish_interrupted(self) -> list[str]:
+        cleaned = []
+        for holder in (self.layout.staging, self.layout.trash):
+            with os.scandir(holder) as entries:
+                leftovers = [holder / e.name for e in entries]
+            for path in leftovers:
+                self._purge(path)
+                cleaned.append(str(path))
+        return cleaned
