@@ -80,3 +80,12 @@ def short_tmp() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def daemon(short_tmp: Path) -> Iterator[object]:
+    """A real actantd with the bundled configs plus the test templates of ``tests/harness.py``."""
+    from tests.harness import running_daemon
+
+    with running_daemon(short_tmp) as d:
+        yield d

@@ -186,17 +186,17 @@ class InstanceStore:
         try:
             if record.work_dir is None:
                 stage.mkdir(mode=0o755)
-                self._write_to(stage, record)
+                self.write_at(stage, record)
                 final = populate(stage)
-                self._write_to(stage, final)
+                self.write_at(stage, final)
                 fsync_dir(stage)
             else:
                 workspace = Path(record.work_dir)
                 if not workspace.is_dir():
                     raise WorkspaceInit(f"--work-dir {workspace}: not an existing directory", workDir=str(workspace))
-                self._write_to(workspace, record)
+                self.write_at(workspace, record)
                 final = populate(workspace)
-                self._write_to(workspace, final)
+                self.write_at(workspace, final)
                 os.symlink(workspace, stage)
             os.rename(stage, target)
             fsync_dir(self.layout.instances)
@@ -205,7 +205,8 @@ class InstanceStore:
             raise
         return final
 
-    def _write_to(self, directory: Path, record: InstanceRecord) -> None:
+    def write_at(self, directory: Path, record: InstanceRecord) -> None:
+        """Write a record into a workspace that is not (yet) at its final place: staging or a --work-dir."""
         atomic_write(directory / INSTANCE_FILE, encode(record))
 
     def destroy(self, name: str) -> bool:

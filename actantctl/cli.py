@@ -1,0 +1,102 @@
+"""The ``actantctl`` root group: global options, lazy sub-groups, and the one place failures become exit codes.
+
+Sub-groups are imported only when named, so ``actantctl agent list`` loads the agent module and nothing else;
+every command raises (typed daemon errors, :class:`ClientError`, :class:`Failure`) and :meth:`RootGroup.invoke`
+turns that into the stderr line, the ``--json`` error document and the exit status (DESIGN §9).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import click
+
+from actantctl.client import ClientError
+from actantctl.context import AppContext
+from actantctl.output import Failure, fail, report_error
+from actantd import __version__
+from actantd.errors import ActantError
+from actantd.paths import resolve_socket
+
+COMMANDS: dict[str, str] = {
+    "daemon": "actantctl.commands.daemon:daemon",
+    "agent": "actantctl.commands.agent:agent",
+    "template": "actantctl.commands.catalog:template",
+    "skill": "actantctl.commands.catalog:skill",
+    "prompt": "actantctl.commands.catalog:prompt",
+    "workflow": "actantctl.commands.catalog:workflow",
+    "mcp": "actantctl.commands.catalog:mcp",
+    "backend": "actantctl.commands.catalog:backend",
+    "config": "actantctl.commands.config:config",
+    "events": "actantctl.commands.events:events",
+    "history": "actantctl.commands.history:history",
+    "completion": "actantctl.commands.completion:completion",
+}
+"""Command name → ``module:attribute``; the module is imported on first use."""
+
+
+class RootGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (ActantError, ClientError) as exc:
+            app = ctx.find_object(AppContext)
+            ctx.exit(report_error(exc, app.json if app is not None else False))
+        except Failure as exc:
+            fail(exc.message)
+            ctx.exit(exc.exit_code)
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value).expanduser().absolute() if value else None
+
+
+@click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--socket",
+    "socket_path",
+    metavar="PATH",
+    help="Daemon socket (default: $ACTANT_SOCKET, $XDG_RUNTIME_DIR/actant/actantd.sock, or HOME/actantd.sock).",
+)
+@click.option("--home", metavar="DIR", help="Actant state directory (default: $ACTANT_HOME or ~/.local/state/actant).")
+@click.option("--configs", metavar="DIR", help="Configs folder, passed to the daemon by `daemon start`.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to wait for each answer.")
+@click.option(
+    "--json", "json_output", is_flag=True, help="Print one JSON document (one object per line when following)."
+)
+@click.version_option(__version__, "-V", "--version", prog_name="actantctl")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    socket_path: str | None,
+    home: str | None,
+    configs: str | None,
+    timeout: float | None,
+    json_output: bool,
+) -> None:
+    """Control actantd, the supervisor of AI coding agents."""
+    ctx.obj = AppContext(
+        socket=resolve_socket(socket_path, home),
+        home=_path(home),
+        configs=_path(configs),
+        json=json_output,
+        timeout=timeout,
+    )
+
+
+def main() -> None:
+    cli.main(prog_name="actantctl")

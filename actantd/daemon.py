@@ -1,0 +1,212 @@
+"""``actantd``: wiring of lock, paths, configs, manager, RPC server, watchers, signals and sd_notify.
+
+Start-up order matters and is the contract systemd and clients rely on: take the home's lock (one daemon per
+home), seed and load configs, recover instances (re-adopting live agents), *then* bind the socket and send
+``READY=1`` — so a client that can connect sees a fully recovered state. Shutdown runs the other way round:
+agents are stopped while the socket still answers status queries, then the socket goes away.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from actantd import __version__, sdnotify
+from actantd.config.service import ConfigService
+from actantd.config.store import seed_configs
+from actantd.config.watch import Reload
+from actantd.errors import ActantError
+from actantd.events import EventBus
+from actantd.journal import Journal
+from actantd.manager import Manager
+from actantd.paths import Layout, default_configs, default_home, resolve_socket
+from actantd.rpc.methods import MUTATING, register_all
+from actantd.rpc.protocol import CallContext, CallOutcome, Dispatcher
+from actantd.rpc.server import RpcServer, inherited_listen_socket
+from actantd.supervisor.spawn import set_child_subreaper
+
+log = logging.getLogger("actantd")
+
+HOUSEKEEPING_SECONDS = 1.0
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_BACKUPS = 3
+CONFIG_DEBOUNCE_MS = 50
+
+
+class AlreadyRunning(Exception):
+    pass
+
+
+def acquire_lock(layout: Layout) -> IO[str]:
+    """flock on ``{home}/actantd.lock`` for the daemon's lifetime; the kernel drops it if we die."""
+    layout.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    handle = open(layout.lock, "a+")  # noqa: SIM115 - held open for the whole process lifetime
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise AlreadyRunning(
+            f"actantd: another daemon (pid {holder}) is already running for home {layout.home}"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+class Daemon:
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.started = time.monotonic()
+        self.journal = Journal(layout.journal)
+        self.bus = EventBus()
+        self.configs = ConfigService(layout.configs, on_reload=self._on_reload, debounce_ms=CONFIG_DEBOUNCE_MS)
+        self.manager = Manager(layout, lambda: self.configs.registry, self.journal, self.bus)
+        self.dispatcher = Dispatcher(on_call=self._on_call)
+        self.streams: dict[str, tuple[asyncio.Event, asyncio.Task[None]]] = {}
+        register_all(self.dispatcher, self)
+        self.server: RpcServer | None = None
+        self._stop = asyncio.Event()
+        self._keep_agents = False
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    def uptime(self) -> float:
+        return round(time.monotonic() - self.started, 3)
+
+    def connection_count(self) -> int:
+        return len(self.server.connections) if self.server is not None else 0
+
+    def request_shutdown(self, keep_agents: bool = False) -> None:
+        self._keep_agents = self._keep_agents or keep_agents
+        self._stop.set()
+
+    async def _on_call(
+        self, method: str, params: dict[str, Any], ctx: CallContext, outcome: CallOutcome, duration: float
+    ) -> None:
+        if method in MUTATING:
+            self.journal.command(
+                method,
+                params,
+                peer_uid=ctx.peer_uid,
+                peer_pid=ctx.peer_pid,
+                outcome=outcome.label,
+                duration_ms=round(duration * 1000, 3),
+                error=outcome.error.message if outcome.error else None,
+            )
+
+    async def _on_reload(self, reload: Reload) -> None:
+        """Journal and announce what changed; re-materialize every instance of an affected template."""
+        for issue in reload.result.errors:
+            self.bus.publish(self.journal.record("config.error", None, file=issue.file, message=str(issue)))
+        if reload.changed:
+            changed = sorted(f"{kind}/{name}" for kind, name in reload.changed)
+            self.bus.publish(
+                self.journal.record("config.changed", None, changed=changed, affected=sorted(reload.affected))
+            )
+        targets = [r.name for r in self.manager.records.values() if r.template_ref in reload.affected]
+        results = await asyncio.gather(*(self.manager.sync(n) for n in targets), return_exceptions=True)
+        for name, res in zip(targets, results, strict=True):
+            if isinstance(res, BaseException):
+                message = res.message if isinstance(res, ActantError) else repr(res)
+                entry = self.journal.record("config.error", name, message=f"re-materialize failed: {message}")
+                self.bus.publish(entry)
+
+    async def _housekeeping(self) -> None:
+        """Log rotation and reaping of orphaned grandchildren (we are their subreaper)."""
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), HOUSEKEEPING_SECONDS)
+            self.manager.rotate_logs(LOG_MAX_BYTES, LOG_BACKUPS)
+            self.manager.reap_orphans()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_shutdown)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.configs.reload()))
+        self.journal.daemon_event("started", pid=os.getpid(), version=__version__)
+        for issue in self.configs.errors:
+            log.warning("config: %s", issue)
+        await self.manager.initialize()
+        inherited = inherited_listen_socket()
+        self.server = RpcServer(self.dispatcher, None if inherited else self.layout.socket, inherited)
+        await self.server.start()
+        self._tasks = [
+            loop.create_task(self.configs.run(self._stop)),
+            loop.create_task(self._housekeeping()),
+        ]
+        sdnotify.notify(f"READY=1\nSTATUS=listening on {self.server.path}\nMAINPID={os.getpid()}")
+        log.info("actantd %s listening on %s (home %s)", __version__, self.server.path, self.layout.home)
+        await self._stop.wait()
+        sdnotify.notify("STOPPING=1")
+        log.info("shutting down%s", " (agents keep running)" if self._keep_agents else "")
+        await self.manager.shutdown(stop_agents=not self._keep_agents)
+        for stop, task in list(self.streams.values()):
+            stop.set()
+            task.cancel()
+        await self.server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.journal.daemon_event("stopped", pid=os.getpid(), keepAgents=self._keep_agents)
+        self.journal.close()
+        return 0
+
+
+def build_layout(home: str | None, configs: str | None, socket: str | None) -> Layout:
+    home_path = Path(home).expanduser().absolute() if home else default_home()
+    configs_path = Path(configs).expanduser().absolute() if configs else default_configs()
+    return Layout(home=home_path, configs=configs_path, socket=resolve_socket(socket, home))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="actantd", description="Actant daemon: supervises AI coding agents.")
+    parser.add_argument("--home", help="state directory (default $ACTANT_HOME or $XDG_STATE_HOME/actant)")
+    parser.add_argument("--configs", help="configs directory (default $ACTANT_CONFIGS or $XDG_CONFIG_HOME/actant)")
+    parser.add_argument("--socket", help="socket path (default $ACTANT_SOCKET or $XDG_RUNTIME_DIR/actant/...)")
+    parser.add_argument("--log-level", default=os.environ.get("ACTANT_LOG_LEVEL", "INFO"))
+    parser.add_argument("--version", action="version", version=f"actantd {__version__}")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    layout = build_layout(args.home, args.configs, args.socket)
+    try:
+        lock = acquire_lock(layout)
+    except AlreadyRunning as exc:
+        print(str(exc), file=sys.stderr)
+        raise SystemExit(1) from None
+    if seed_configs(layout.configs):
+        log.info("seeded configs at %s from the bundled examples", layout.configs)
+    set_child_subreaper()
+    import uvloop
+
+    try:
+        code = uvloop.run(_run(layout))
+    except ActantError as exc:
+        print(f"actantd: {exc.message}", file=sys.stderr)
+        code = 1
+    finally:
+        lock.close()
+    raise SystemExit(code)
+
+
+async def _run(layout: Layout) -> int:
+    daemon = Daemon(layout)
+    return await daemon.run()

@@ -1,0 +1,497 @@
+"""The Unix-socket JSON-RPC server (DESIGN §8, §11): socket creation, peer checks, per-connection flow control.
+
+Built on ``asyncio.Protocol`` rather than streams so that reads, writes and pausing are explicit and cheap,
+and it runs the same on uvloop. What it guarantees, and how:
+
+* **Only our user gets in.** The socket is bound under ``umask 0o177`` (0600 from the moment it exists) in a
+  0700 directory, *then* listened on; each connection's ``SO_PEERCRED`` uid must be ours or root, else it gets
+  one PERMISSION_DENIED error and is closed.
+* **Nobody blocks anybody.** Every request runs as its own task, so replies go out as they finish (out of
+  order). A connection may have at most ``max_in_flight`` requests running; beyond that we stop reading from
+  it (backpressure on the sender, not on the dispatcher). Writes never wait: a client that doesn't read piles
+  up unsent bytes in its own transport buffer, and once that passes ``max_outbound`` it is dropped.
+* **Bad input costs one reply.** Malformed JSON and invalid envelopes are answered by the protocol layer and
+  the connection carries on; framing failures (oversize message, unknown framing) are answered, then the
+  connection is half-closed and dropped, since the byte stream can't be resynchronised.
+
+Reading is deliberately *not* paused when the client is slow to read replies: a simple client that writes a
+long pipeline before reading anything would otherwise deadlock with us; the outbound bound keeps that safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import stat
+import struct
+from collections import deque
+from collections.abc import Callable, MutableMapping
+from pathlib import Path
+from typing import Any, cast
+
+from actantd.errors import ActantError, DaemonBusy, InternalError, PermissionDenied
+from actantd.rpc.framing import DEFAULT_MAX_MESSAGE, FrameDecoder, FrameError, Framing
+from actantd.rpc.protocol import CallContext, Dispatcher, encode_error, encode_notification
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_IN_FLIGHT = 128
+DEFAULT_MAX_OUTBOUND = 32 * 1024 * 1024
+CLOSE_GRACE_SECONDS = 2.0
+"""After a fatal error reply we half-close and keep discarding input for this long, so a client still busy
+sending its oversize message gets to read the error instead of a reset; then the connection is aborted."""
+
+SD_LISTEN_FDS_START = 3
+_UNIX_PATH_MAX = 107
+_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+_SHARED_DIRS = ("/", "/tmp", "/var/tmp", "/run", "/var/run", "/dev/shm")
+
+
+# --------------------------------------------------------------------------------------------- socket setup
+
+
+def _is_shared_dir(directory: Path) -> bool:
+    """Directories other things live in: never chmod them to 0700 just because our socket is placed there."""
+    real = os.path.realpath(directory)
+    shared = {os.path.realpath(p) for p in _SHARED_DIRS}
+    with contextlib.suppress(RuntimeError, KeyError):
+        shared.add(os.path.realpath(Path.home()))
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        shared.add(os.path.realpath(runtime))
+    return real in shared
+
+
+def prepare_socket_dir(directory: Path) -> None:
+    """Create the socket's directory 0700, or tighten an existing one we own.
+
+    ``mkdir``'s mode is filtered through the umask, hence the explicit chmod. An existing directory that is
+    sticky (``/tmp``), shared (home, ``/run``...) or owned by someone else is left alone with a warning: the
+    socket's own 0600 mode and the peer-uid check still protect it.
+    """
+    try:
+        directory.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        st = os.stat(directory)
+        if not stat.S_ISDIR(st.st_mode):
+            raise NotADirectoryError(f"socket directory {directory} is not a directory") from None
+        if st.st_mode & 0o077 == 0:
+            return
+        if st.st_uid == os.getuid() and not st.st_mode & stat.S_ISVTX and not _is_shared_dir(directory):
+            os.chmod(directory, 0o700)
+        else:
+            logger.warning("socket directory %s has mode %o; leaving it as is", directory, st.st_mode & 0o7777)
+        return
+    os.chmod(directory, 0o700)
+
+
+def _clear_stale(path: Path) -> None:
+    """Remove a socket file left by a dead daemon; refuse if a live one answers on it."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise FileExistsError(f"{path} exists and is not a socket; refusing to replace it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.setblocking(False)  # a live daemon with a full backlog gives EAGAIN instead of blocking us
+    try:
+        probe.connect(os.fspath(path))
+    except ConnectionRefusedError:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        logger.info("removed stale socket %s", path)
+        return
+    except FileNotFoundError:
+        return
+    except BlockingIOError:
+        pass
+    finally:
+        probe.close()
+    raise DaemonBusy(f"another actantd is listening on {path}", path=str(path))
+
+
+def bind_unix_socket(path: Path, backlog: int = socket.SOMAXCONN) -> socket.socket:
+    """A listening, non-blocking AF_UNIX socket at ``path`` that is 0600 from the moment it exists."""
+    if len(os.fsencode(path)) > _UNIX_PATH_MAX:
+        raise ValueError(f"socket path is longer than {_UNIX_PATH_MAX} bytes: {path}")
+    prepare_socket_dir(path.parent)
+    _clear_stale(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        old = os.umask(0o177)
+        try:
+            sock.bind(os.fspath(path))
+        finally:
+            os.umask(old)
+        # A default ACL on the directory overrides the umask; this closes that gap before anyone can connect
+        # (connecting to a bound socket that isn't listening yet is refused).
+        os.chmod(path, 0o600)
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def inherited_listen_socket(env: MutableMapping[str, str] | None = None) -> socket.socket | None:
+    """The listening socket systemd passed us (``LISTEN_FDS``, socket activation), or None.
+
+    Like ``sd_listen_fds(1)``: the variables are removed from ``env`` whether or not they were for us, so the
+    agents we spawn never believe they were socket-activated; the fds are made close-on-exec for the same
+    reason. Only fd 3 is used; a unit passing more than one socket gets a warning.
+    """
+    env = os.environ if env is None else env
+    fds_text = env.get("LISTEN_FDS")
+    pid_text = env.get("LISTEN_PID")
+    for name in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
+        env.pop(name, None)
+    if fds_text is None:
+        return None
+    try:
+        count, pid = int(fds_text), int(pid_text or "")
+    except ValueError:
+        logger.warning("ignoring malformed LISTEN_FDS=%r LISTEN_PID=%r", fds_text, pid_text)
+        return None
+    if pid != os.getpid() or count < 1:
+        return None
+    if count > 1:
+        logger.warning("LISTEN_FDS=%d: using fd %d only", count, SD_LISTEN_FDS_START)
+    for fd in range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count):
+        with contextlib.suppress(OSError):
+            os.set_inheritable(fd, False)
+    try:
+        sock = socket.socket(fileno=SD_LISTEN_FDS_START)
+    except OSError as exc:
+        raise ValueError(f"LISTEN_FDS: fd {SD_LISTEN_FDS_START} is not a socket ({exc})") from exc
+    if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+        sock.detach()
+        raise ValueError(f"LISTEN_FDS: fd {SD_LISTEN_FDS_START} is not an AF_UNIX stream socket")
+    if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        sock.detach()
+        raise ValueError(f"LISTEN_FDS: fd {SD_LISTEN_FDS_START} is not listening")
+    sock.setblocking(False)
+    return sock
+
+
+def _peer_cred(transport: asyncio.BaseTransport) -> tuple[int, int, int] | None:
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return None
+    try:
+        pid, uid, gid = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
+    except OSError:
+        return None
+    return pid, uid, gid
+
+
+# ---------------------------------------------------------------------------------------------- connection
+
+
+class Connection(asyncio.Protocol):
+    """One client: framing detection, request tasks, replies and pushed notifications."""
+
+    def __init__(self, server: RpcServer) -> None:
+        self._server = server
+        self._decoder = FrameDecoder(server.max_message)
+        self._transport: asyncio.Transport | None = None
+        self._ctx = CallContext(connection=self)
+        self._pending: deque[bytes] = deque()
+        self._in_flight = 0
+        self._read_paused = False
+        self._closing = False  # no more requests are taken and no more replies are sent
+        self._draining = False  # server shutdown: no more requests are taken, running ones still answer
+        self._eof = False  # the client half-closed; close once its requests are answered
+        self._closed = False  # the transport is gone
+        self._close_callbacks: list[Callable[[], None]] = []
+        self._abort_timer: asyncio.TimerHandle | None = None
+        self.peer_pid: int | None = None
+        self.peer_uid: int | None = None
+        self.peer_gid: int | None = None
+
+    # -- public API for the daemon
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection takes no more requests (closing, dropped or gone)."""
+        return self._closing
+
+    @property
+    def framing(self) -> Framing | None:
+        return self._decoder.framing
+
+    def notify(self, method: str, params: Any = None) -> bool:
+        """Queue a notification without waiting (event-loop thread only).
+
+        Returns False if the connection is gone, or was just dropped because its unsent backlog passed the
+        bound: a publisher can then forget the subscriber instead of feeding a dead end.
+        """
+        if self._closing:
+            return False
+        return self._send(encode_notification(method, params))
+
+    def add_close_callback(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once when the connection goes away (at once, soon, if it already has)."""
+        if self._closed:
+            asyncio.get_running_loop().call_soon(self._run_callback, callback)
+        else:
+            self._close_callbacks.append(callback)
+
+    def close(self) -> None:
+        """Stop taking requests and close after unsent replies are flushed."""
+        self._closing = True
+        self._pending.clear()
+        if self._transport is not None:
+            self._transport.close()
+
+    def abort(self) -> None:
+        self._closing = True
+        self._pending.clear()
+        if self._transport is not None:
+            self._transport.abort()
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        self._server._connections.add(self)
+        cred = _peer_cred(transport)
+        if cred is not None:
+            self.peer_pid, self.peer_uid, self.peer_gid = cred
+        self._ctx = CallContext(connection=self, peer_pid=self.peer_pid, peer_uid=self.peer_uid, peer_gid=self.peer_gid)
+        if self.peer_uid is None or self.peer_uid not in self._server.allowed_uids:
+            logger.warning("refused connection from pid=%s uid=%s", self.peer_pid, self.peer_uid)
+            self._fail(PermissionDenied("connection refused: peer uid is not the daemon's", uid=self.peer_uid))
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing or self._draining:
+            return  # after a fatal error or during shutdown: discard
+        for frame in self._decoder.feed(data):
+            if isinstance(frame, FrameError):
+                self._fail(frame.error)
+                return
+            self._pending.append(frame)
+        self._pump()
+
+    def eof_received(self) -> bool | None:
+        # The client finished sending; keep the write side open until replies to what it sent are out.
+        if self._closing or (self._in_flight == 0 and not self._pending):
+            return None  # let the transport close
+        self._eof = True
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        self._closed = True
+        self._pending.clear()
+        if self._abort_timer is not None:
+            self._abort_timer.cancel()
+        self._server._forget(self)
+        callbacks, self._close_callbacks = self._close_callbacks, []
+        for cb in callbacks:
+            self._run_callback(cb)
+
+    # -- internals
+
+    def _run_callback(self, callback: Callable[[], None]) -> None:
+        try:
+            callback()
+        except Exception:
+            logger.exception("connection close callback failed")
+
+    def _drain(self) -> None:
+        self._draining = True
+        self._pending.clear()
+        self._set_reading(False)
+
+    def _pump(self) -> None:
+        if self._draining:
+            return
+        limit = self._server.max_in_flight
+        while self._pending and self._in_flight < limit:
+            payload = self._pending.popleft()
+            self._in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._serve(payload))
+            self._server._track(task)
+            task.add_done_callback(self._request_done)
+        self._set_reading(not self._pending and self._in_flight < limit)
+
+    def _set_reading(self, on: bool) -> None:
+        if self._transport is None or self._closed or on is not self._read_paused:
+            return  # no transport, or already in the wanted state
+        if on:
+            self._transport.resume_reading()
+        else:
+            self._transport.pause_reading()
+        self._read_paused = not on
+
+    async def _serve(self, payload: bytes) -> None:
+        try:
+            reply = await self._server.dispatcher.handle_payload(payload, self._ctx)
+        except Exception:
+            # The dispatcher converts every handler error itself; reaching this is a bug in it. Still answer,
+            # so a client waiting on this request isn't left hanging.
+            logger.exception("RPC dispatch failed")
+            reply = encode_error(InternalError("internal error; see the daemon log"))
+        if reply is not None:
+            self._send(reply)
+
+    def _request_done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight -= 1
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.error("RPC request task failed", exc_info=exc)
+        if self._closing:
+            return
+        self._pump()
+        if self._eof and self._in_flight == 0 and not self._pending and self._transport is not None:
+            self._transport.close()
+
+    def _send(self, payload: bytes) -> bool:
+        transport = self._transport
+        if self._closing or transport is None or transport.is_closing():
+            return False
+        data = self._decoder.encode(payload)
+        backlog = transport.get_write_buffer_size()
+        if backlog and backlog + len(data) > self._server.max_outbound:
+            logger.warning(
+                "dropping client pid=%s uid=%s: %d bytes unsent (it is not reading)",
+                self.peer_pid,
+                self.peer_uid,
+                backlog,
+            )
+            self.abort()
+            return False
+        transport.write(data)
+        return True
+
+    def _fail(self, error: ActantError) -> None:
+        """Answer a fatal error (id null), half-close, discard input for a grace period, then drop."""
+        transport = self._transport
+        if transport is None or self._closing:
+            return
+        transport.write(self._decoder.encode(encode_error(error)))
+        self._closing = True
+        self._pending.clear()
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        self._set_reading(True)  # let a client blocked mid-send finish, so it reaches our reply
+        self._abort_timer = asyncio.get_running_loop().call_later(CLOSE_GRACE_SECONDS, transport.abort)
+
+
+# ------------------------------------------------------------------------------------------------- server
+
+
+class RpcServer:
+    """Listens on a path we bind (``path``) or on a socket systemd handed us (``inherited_sock``)."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        path: Path | None = None,
+        inherited_sock: socket.socket | None = None,
+        *,
+        max_message: int = DEFAULT_MAX_MESSAGE,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        max_outbound: int = DEFAULT_MAX_OUTBOUND,
+    ) -> None:
+        if path is None and inherited_sock is None:
+            raise ValueError("RpcServer needs a socket path or an inherited socket")
+        self.dispatcher = dispatcher
+        self.max_message = max_message
+        self.max_in_flight = max_in_flight
+        self.max_outbound = max_outbound
+        self.allowed_uids = frozenset({os.getuid(), 0})
+        self._path = Path(path) if path is not None else None
+        self._inherited = inherited_sock
+        self._server: asyncio.AbstractServer | None = None
+        self._created: tuple[int, int] | None = None  # (st_dev, st_ino) of the socket file we bound
+        self._connections: set[Connection] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+
+    @property
+    def path(self) -> Path | None:
+        if self._inherited is not None:
+            name = self._inherited.getsockname()
+            return Path(name) if isinstance(name, str) and name else self._path
+        return self._path
+
+    @property
+    def connections(self) -> frozenset[Connection]:
+        return frozenset(self._connections)
+
+    async def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("RpcServer already started")
+        loop = asyncio.get_running_loop()
+        if self._inherited is not None:
+            sock = self._inherited
+        else:
+            assert self._path is not None
+            sock = bind_unix_socket(self._path)
+            st = os.stat(self._path)
+            self._created = (st.st_dev, st.st_ino)
+        try:
+            self._server = await loop.create_unix_server(lambda: Connection(self), sock=sock)
+        except BaseException:
+            sock.close()
+            self._unlink_own()
+            raise
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop listening, let running requests answer (up to ``grace`` seconds), close every connection.
+
+        The socket file is removed only if it is still the one we bound (a successor may have replaced it).
+        Requests still running at the deadline are cancelled, connections that won't flush are aborted.
+        """
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        server.close()
+        self._unlink_own()
+        for conn in list(self._connections):
+            conn._drain()
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
+        for conn in list(self._connections):
+            conn.close()
+        if self._connections:
+            self._idle.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), max(0.0, deadline - loop.time()))
+        for conn in list(self._connections):
+            conn.abort()
+        leftovers = [t for t in self._tasks if t is not current and not t.done()]
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            await asyncio.gather(*leftovers, return_exceptions=True)
+        await server.wait_closed()
+
+    def _unlink_own(self) -> None:
+        if self._created is None or self._path is None:
+            return
+        created, self._created = self._created, None
+        with contextlib.suppress(FileNotFoundError):
+            st = os.lstat(self._path)
+            if (st.st_dev, st.st_ino) == created:
+                os.unlink(self._path)
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _forget(self, conn: Connection) -> None:
+        self._connections.discard(conn)
+        if not self._connections:
+            self._idle.set()

@@ -1,0 +1,309 @@
+"""Stop an agent and everything it started, grandchildren and escapees included (DESIGN §6).
+
+"After ``stop`` returns, no process of the agent is left." supervisord signals one pid and PM2 a tree it
+walks once; both lose processes that double-fork and ``setsid`` away, and both forget everything after a
+restart. Here the targets are, collected *before* any signal is sent (once a parent dies its children are
+reparented and the tree can no longer be walked):
+
+1. the agent's process group (the agent is a session leader, see :mod:`.spawn`),
+2. all descendants of every target (walked from one ppid map of the whole system),
+3. every process of our uid whose environment holds ``ACTANT_INSTANCE_ID=<id>``: the daemon sets it on every
+   agent and descendants inherit it, so this finds setsid'd, double-forked escapees wherever they were
+   reparented, including after a daemon restart.
+
+Each target is held by a pidfd from the moment it is found, so signals go to exactly that process
+(``pidfd_send_signal``) and its death is awaited as an event on the loop; a recycled pid can never be hit.
+The whole group is signalled with ``killpg`` (atomic against a fork racing the signal) only while its id is
+known to be held by the agent. We never signal pid 0 or 1, negative pids, our own pid, our ancestors, or our
+own process group.
+
+Sequence: ``sig`` to the group and to targets outside it; wait for the leader (and the caller's exit future,
+if any), then the rest, until ``timeout``; then, in a few rounds, re-collect and SIGKILL whatever is still
+alive until nothing is. Zombies we end up parenting (we are a subreaper) are reaped, except the leader,
+whose status belongs to whoever watches it (:func:`actantd.supervisor.exits.watch_exit`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+from actantd.supervisor import exits, procfs
+
+INSTANCE_ENV = "ACTANT_INSTANCE_ID"
+"""Set by the daemon on every agent; the mark that identifies an agent's processes wherever they went."""
+
+KILL_ROUNDS = 5
+"""SIGKILL rounds; each re-collects first, so a process forked just before the previous round is caught."""
+
+DEFAULT_KILL_TIMEOUT = 5.0
+"""Seconds to wait for SIGKILLed processes to vanish (longer only for processes stuck in the kernel)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TreeResult:
+    """What :func:`terminate_tree` did. ``survivors`` is empty unless a process was not ours to kill."""
+
+    targets: tuple[int, ...]
+    """Every process found and signalled, in the order found (the leader first when it was alive)."""
+    killed: tuple[int, ...]
+    """The targets that needed SIGKILL."""
+    forced: bool
+    survivors: tuple[int, ...]
+    leader_alive: bool
+    """Whether the leader was still running when called (False for an already-dead pid)."""
+
+
+def _protected_pids() -> set[int]:
+    """Pids we must never signal: 0, 1, ourselves and our ancestors (the daemon may run inside an agent)."""
+    protected = {0, 1, os.getpid()}
+    with contextlib.suppress(psutil.Error):
+        protected.update(p.pid for p in psutil.Process().parents())
+    return protected
+
+
+def _env_needle(instance_id: str) -> bytes:
+    return b"\0" + f"{INSTANCE_ENV}={instance_id}".encode() + b"\0"
+
+
+def find_instance_processes(instance_id: str) -> list[psutil.Process]:
+    """Live processes of ours that carry ``ACTANT_INSTANCE_ID=<instance_id>`` (destroy, startup recovery)."""
+    if not instance_id:
+        return []
+    needle = _env_needle(instance_id)
+    protected = _protected_pids()
+    found: list[psutil.Process] = []
+    for pid in procfs.all_pids():
+        if pid in protected or not procfs.has_env(pid, needle):
+            continue
+        stat = procfs.read_stat(pid)
+        if stat is None or stat.dead:
+            continue
+        with contextlib.suppress(psutil.Error):
+            found.append(psutil.Process(pid))
+    return found
+
+
+def _scan(seeds: set[int], pgid: int | None, instance_id: str | None) -> dict[int, psutil.Process]:
+    """Seeds, members of ``pgid``, carriers of the instance id, and all their descendants (live ones only)."""
+    protected = _protected_pids()
+    needle = _env_needle(instance_id) if instance_id else None
+    stats = [s for s in procfs.scan() if not s.dead]
+    matched = {
+        s.pid
+        for s in stats
+        if s.pid not in protected
+        and (s.pid in seeds or (pgid is not None and s.pgid == pgid) or (needle and procfs.has_env(s.pid, needle)))
+    }
+    matched |= procfs.descendants(matched | seeds, procfs.children_map(stats))
+    found: dict[int, psutil.Process] = {}
+    for pid in matched - protected:
+        with contextlib.suppress(psutil.Error):
+            found[pid] = psutil.Process(pid)
+    return found
+
+
+@dataclass(eq=False)
+class _Target:
+    proc: psutil.Process
+    pidfd: int
+    pgid: int | None
+    gone: asyncio.Future[None]
+    denied: bool = False
+    killed: bool = False
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+@dataclass(eq=False)
+class _Tree:
+    loop: asyncio.AbstractEventLoop
+    instance_id: str | None
+    pgid: int | None = None
+    targets: dict[int, _Target] = field(default_factory=dict)
+    order: list[int] = field(default_factory=list)
+
+    def add(self, proc: psutil.Process) -> _Target | None:
+        """Hold ``proc`` by a pidfd, after checking the pid still names the process that was scanned."""
+        try:
+            pidfd = os.pidfd_open(proc.pid)
+        except OSError:
+            return None
+        try:
+            same = proc.is_running()  # compares create_time: the pidfd was not opened on a recycled pid
+            pgid = os.getpgid(proc.pid) if same else None
+        except OSError:
+            same, pgid = False, None
+        if not same:
+            os.close(pidfd)
+            return None
+        gone: asyncio.Future[None] = self.loop.create_future()
+
+        def on_exit() -> None:
+            with contextlib.suppress(ValueError, OSError):
+                self.loop.remove_reader(pidfd)
+            if not gone.done():
+                gone.set_result(None)
+
+        self.loop.add_reader(pidfd, on_exit)
+        target = _Target(proc=proc, pidfd=pidfd, pgid=pgid, gone=gone)
+        self.targets[proc.pid] = target
+        self.order.append(proc.pid)
+        return target
+
+    def alive(self) -> list[_Target]:
+        return [t for t in self.targets.values() if not t.gone.done()]
+
+    async def collect(self) -> None:
+        seeds = {t.pid for t in self.alive()}
+        found = await asyncio.to_thread(_scan, seeds, self.pgid, self.instance_id)
+        for pid, proc in found.items():
+            known = self.targets.get(pid)
+            if known is not None and not known.gone.done():
+                continue
+            if known is not None:  # the pid was recycled after our target died: forget the old holder
+                self._release(known)
+                del self.targets[pid]
+            self.add(proc)
+
+    def _group_usable(self) -> bool:
+        """``killpg`` only while a live target we hold is in the group, so the group id cannot be recycled."""
+        return self.pgid is not None and any(t.pgid == self.pgid for t in self.alive())
+
+    def send(self, sig: int, targets: list[_Target], *, skip_group_members: bool) -> None:
+        group_sent = False
+        if self._group_usable():
+            assert self.pgid is not None
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pgid, sig)
+                group_sent = True
+        for target in targets:
+            if skip_group_members and group_sent and target.pgid == self.pgid:
+                continue
+            try:
+                signal.pidfd_send_signal(target.pidfd, sig)
+            except ProcessLookupError:
+                pass  # exited meanwhile
+            except PermissionError:
+                target.denied = True
+
+    async def wait(self, futures: Sequence[asyncio.Future[Any]], until: float) -> None:
+        pending = [f for f in futures if not f.done()]
+        remaining = until - self.loop.time()
+        if pending and remaining > 0:
+            await asyncio.wait(pending, timeout=remaining)
+
+    def reap(self, leader_pid: int | None) -> None:
+        """Collect zombies of ours among the targets (orphans reparented to us), never the leader's status."""
+        for target in self.targets.values():
+            if target.pid == leader_pid or exits.is_watched_child(target.pid) or not target.gone.done():
+                continue
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitid(os.P_PIDFD, target.pidfd, os.WEXITED | os.WNOHANG)
+
+    def _release(self, target: _Target) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            self.loop.remove_reader(target.pidfd)
+        with contextlib.suppress(OSError):
+            os.close(target.pidfd)
+        if not target.gone.done():
+            target.gone.cancel()
+
+    def close(self) -> None:
+        for target in self.targets.values():
+            self._release(target)
+
+
+def _check_pid(pid: int) -> None:
+    if pid <= 1 or pid == os.getpid():
+        raise ValueError(f"refusing to terminate pid {pid}")
+
+
+def _open_leader(tree: _Tree, pid: int, create_time: float | None) -> _Target | None:
+    """Hold the leader if it is still the recorded process; adopt its group id if it leads one.
+
+    A leader that already exited but is not reaped yet (a zombie) still pins its pid, and so the group id,
+    which its surviving group members keep using: the group is still ours to signal.
+    """
+    try:
+        proc = psutil.Process(pid)
+        if create_time is not None and abs(proc.create_time() - create_time) > exits.CREATE_TIME_TOLERANCE:
+            return None
+        leads_group = os.getpgid(pid) == pid and pid != os.getpgrp()
+        zombie = proc.status() == psutil.STATUS_ZOMBIE
+    except (psutil.Error, OSError):
+        return None
+    if leads_group:
+        tree.pgid = pid
+    return None if zombie else tree.add(proc)
+
+
+async def terminate_tree(
+    pid: int | None,
+    *,
+    instance_id: str | None,
+    sig: int = signal.SIGTERM,
+    timeout: float = 10.0,
+    exited: asyncio.Future[exits.ExitInfo] | None = None,
+    create_time: float | None = None,
+    kill_timeout: float = DEFAULT_KILL_TIMEOUT,
+) -> TreeResult:
+    """Stop the agent ``pid`` and every process of it; see the module docstring for how and what.
+
+    ``exited`` is the future from :func:`~actantd.supervisor.exits.watch_exit` for the leader, awaited so
+    the caller's view (its reaped status) is settled when this returns. ``create_time`` guards a pid
+    recorded earlier: if the pid now names another process, only the instance's marked processes are
+    targeted. An already-dead pid is fine (its escaped descendants are still found by ``instance_id``), and
+    ``pid=None`` targets only the instance's marked processes (clean-up after a crash or a lost process).
+    """
+    if pid is not None:
+        _check_pid(pid)
+    loop = asyncio.get_running_loop()
+    tree = _Tree(loop=loop, instance_id=instance_id or None)
+    try:
+        leader = _open_leader(tree, pid, create_time) if pid is not None else None
+        leader_alive = leader is not None and not leader.gone.done()
+
+        await tree.collect()
+        tree.send(sig, tree.alive(), skip_group_members=True)
+
+        deadline = loop.time() + timeout
+        first: list[asyncio.Future[None]] = [leader.gone] if leader is not None else []
+        await tree.wait(first, deadline)
+        if exited is not None:
+            await tree.wait([exited], deadline)
+        await tree.wait([t.gone for t in tree.alive()], deadline)
+
+        forced = False
+        for _ in range(KILL_ROUNDS):
+            await tree.collect()
+            killable = [t for t in tree.alive() if not t.denied]
+            if not killable:
+                break
+            forced = True
+            for target in killable:
+                target.killed = True
+            tree.send(signal.SIGKILL, killable, skip_group_members=False)
+            await tree.wait([t.gone for t in killable], loop.time() + kill_timeout)
+
+        if exited is not None:
+            await tree.wait([exited], loop.time() + kill_timeout)
+        tree.reap(pid)
+        return TreeResult(
+            targets=tuple(dict.fromkeys(tree.order)),
+            killed=tuple(p for p in dict.fromkeys(tree.order) if p in tree.targets and tree.targets[p].killed),
+            forced=forced,
+            survivors=tuple(t.pid for t in tree.alive()),
+            leader_alive=leader_alive,
+        )
+    finally:
+        tree.close()

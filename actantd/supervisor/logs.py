@@ -1,0 +1,378 @@
+"""Agent log files: size rotation, cheap tails, and following across rotation (DESIGN §6).
+
+Agents write their stdout/stderr straight into ``{home}/logs/<name>/{stdout,stderr}.log``, opened
+``O_APPEND`` (:mod:`.spawn`), so an agent keeps logging while the daemon is down. The daemon cannot make the
+agent reopen its files, so rotation is **copy-truncate**: copy the file to ``.1`` and truncate it to zero;
+the writer's next ``O_APPEND`` write lands at the new end. The price, as with logrotate's ``copytruncate``,
+is that bytes written between the end of the copy and the truncation are lost; the copy runs in the kernel
+(``copy_file_range``) and the truncation follows at once, so that window is tiny.
+
+Rotation order, which :func:`follow` relies on: copy to a hidden temp file, truncate, shift ``.1``→``.2``…,
+rename the temp file to ``.1``. So once a follower sees a new ``.1``, the truncation has happened, and the
+bytes it had not read yet are at its old offset in ``.1``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+MiB = 1024 * 1024
+DEFAULT_MAX_BYTES = 10 * MiB
+DEFAULT_BACKUPS = 3
+MAX_LINE = 64 * 1024
+"""Longest line kept whole; longer runs without a newline are cut into pieces of this size (bounded memory)."""
+
+FOLLOW_INTERVAL = 0.1
+"""Seconds between polls in :func:`follow`: copy-truncate gives no event to wait for, and inotify would need
+a watch per follower for a gain people reading logs cannot see."""
+
+_BLOCK = 64 * 1024
+_READ_CHUNK = 256 * 1024
+_FINGERPRINT = 64
+_ROTATION_SETTLE = 0.05
+"""How long a follower that saw its file truncated waits for the rotator's new ``.1`` (normally µs away)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogFiles:
+    """The two log files of one agent, in its own directory outside the workspace."""
+
+    dir: Path
+
+    @property
+    def stdout(self) -> Path:
+        return self.dir / "stdout.log"
+
+    @property
+    def stderr(self) -> Path:
+        return self.dir / "stderr.log"
+
+    def path(self, stream: str) -> Path:
+        if stream not in ("stdout", "stderr"):
+            raise ValueError(f"unknown stream {stream!r}")
+        return self.dir / f"{stream}.log"
+
+    def rotate_if_needed(self, max_bytes: int = DEFAULT_MAX_BYTES, backups: int = DEFAULT_BACKUPS) -> list[Path]:
+        """Rotate whichever stream is over ``max_bytes``; returns the paths rotated."""
+        return [p for p in (self.stdout, self.stderr) if rotate_if_needed(p, max_bytes, backups)]
+
+
+def backup_path(path: str | os.PathLike[str], n: int) -> Path:
+    path = Path(path)
+    return path.with_name(f"{path.name}.{n}")
+
+
+def _copy_all(src: int, dst: int, limit: int) -> None:
+    """Copy ``src`` from its offset to EOF into ``dst``, in the kernel where the filesystem allows."""
+    copied = 0
+    try:
+        while copied < limit:
+            n = os.copy_file_range(src, dst, min(limit - copied, 1 << 30))
+            if n == 0:
+                return
+            copied += n
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
+            raise
+    # Fallback (e.g. across filesystems on old kernels): plain read/write from where the kernel copy stopped.
+    while copied < limit:
+        chunk = os.read(src, min(limit - copied, 1 << 20))
+        if not chunk:
+            return
+        view = memoryview(chunk)
+        while view:
+            written = os.write(dst, view)
+            view = view[written:]
+        copied += len(chunk)
+
+
+def rotate_if_needed(
+    path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES, backups: int = DEFAULT_BACKUPS
+) -> bool:
+    """Copy-truncate ``path`` once it holds ``max_bytes`` or more; keep ``backups`` old copies (.1 newest).
+
+    Returns whether it rotated. A missing file is not an error (the agent has not written yet).
+    """
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    if st.st_size < max_bytes:
+        return False
+    if backups <= 0:
+        os.truncate(path, 0)
+        return True
+    tmp = path.with_name(f".{path.name}.rotating")
+    src = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, st.st_mode & 0o777)
+        try:
+            # Copy to EOF as it is *now* (the writer keeps going); the limit only stops a runaway writer
+            # from keeping us copying forever.
+            _copy_all(src, dst, st.st_size + max(max_bytes, _READ_CHUNK))
+            os.truncate(path, 0)
+        finally:
+            os.close(dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    finally:
+        os.close(src)
+    for n in range(backups - 1, 0, -1):
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(backup_path(path, n), backup_path(path, n + 1))
+    os.replace(tmp, backup_path(path, 1))
+    return True
+
+
+def _tail_fd(fd: int, end: int, n: int, max_line: int) -> list[bytes]:
+    """The last ``n`` lines of ``fd[:end]``, reading backwards in blocks (a final unterminated line counts).
+
+    Reads at most about ``(n + 1) * max_line`` bytes, whatever the file's size or line lengths.
+    """
+    if n <= 0 or end <= 0:
+        return []
+    budget = (n + 1) * max_line
+    pos = end
+    blocks: list[bytes] = []
+    newlines = 0
+    while pos > 0 and newlines <= n and end - pos < budget:
+        size = min(_BLOCK, pos)
+        pos -= size
+        block = os.pread(fd, size, pos)
+        blocks.append(block)
+        newlines += block.count(b"\n")
+    data = b"".join(reversed(blocks))
+    if not data:
+        return []
+    if data.endswith(b"\n"):
+        data = data[:-1]
+    parts = data.split(b"\n")
+    if pos > 0:
+        parts = parts[1:]  # begins mid-line (or we stopped at the budget): not a whole line
+    return [part[:max_line] for part in parts[-n:]]
+
+
+def _tail_path(path: Path, n: int, max_line: int) -> list[bytes]:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return []
+    try:
+        return _tail_fd(fd, os.fstat(fd).st_size, n, max_line)
+    finally:
+        os.close(fd)
+
+
+def _decode(lines: list[bytes]) -> list[str]:
+    return [line.decode("utf-8", errors="replace") for line in lines]
+
+
+def tail_lines(path: str | os.PathLike[str], n: int, *, max_line: int = MAX_LINE) -> list[str]:
+    """The last ``n`` lines of a log, reaching into ``.1`` when the current file (just rotated) has fewer."""
+    path = Path(path)
+    lines = _tail_path(path, n, max_line)
+    if len(lines) < n:
+        lines = _tail_path(backup_path(path, 1), n - len(lines), max_line) + lines
+    return _decode(lines)
+
+
+def _ident(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+class _Follower:
+    """Reads what is appended to one log file, noticing replacement and copy-truncate rotation.
+
+    Rotation is detected by any of: the path names another inode (rename-style rotation or recreation);
+    the file is shorter than our offset; the bytes just before our offset changed (the file was truncated
+    and refilled past our offset between two polls); ``.1`` is a new file (our rotator, see module doc).
+    """
+
+    def __init__(self, path: Path, max_line: int) -> None:
+        self.path = path
+        self.backup = backup_path(path, 1)
+        self.max_line = max_line
+        self.fd: int | None = None
+        self.ident: tuple[int, int] | None = None
+        self.offset = 0
+        self.fingerprint = b""
+        self.backup_ident: tuple[int, int] | None = None
+        self.pending = bytearray()
+        self.more = False
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def _open(self) -> bool:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        self.close()
+        st = os.fstat(fd)
+        self.fd, self.ident = fd, (st.st_dev, st.st_ino)
+        self.offset, self.fingerprint = 0, b""
+        self.backup_ident = _ident(self.backup)
+        return True
+
+    def start(self, start_lines: int) -> list[bytes]:
+        """Open at the end of the last complete line; return up to ``start_lines`` lines before it."""
+        self.backup_ident = _ident(self.backup)
+        if not self._open():
+            return _tail_path(self.backup, start_lines, self.max_line) if start_lines > 0 else []
+        assert self.fd is not None
+        size = os.fstat(self.fd).st_size
+        look = min(size, self.max_line)
+        block = os.pread(self.fd, look, size - look)
+        idx = block.rfind(b"\n")
+        # No newline: a short file is one partial line (read it whole), an overlong line is skipped.
+        end = size - look + idx + 1 if idx >= 0 else 0 if look == size else size
+        lines = _tail_fd(self.fd, end, start_lines, self.max_line)
+        if start_lines > 0 and len(lines) < start_lines:
+            lines = _tail_path(self.backup, start_lines - len(lines), self.max_line) + lines
+        self._seek(end)
+        return lines
+
+    def _seek(self, offset: int) -> None:
+        assert self.fd is not None
+        self.offset = offset
+        keep = min(offset, _FINGERPRINT)
+        self.fingerprint = os.pread(self.fd, keep, offset - keep) if keep else b""
+
+    def _feed(self, data: bytes, out: list[bytes]) -> None:
+        self.pending += data
+        if b"\n" in data:
+            *complete, rest = bytes(self.pending).split(b"\n")
+            for line in complete:
+                out.extend(_cut(line, self.max_line))
+            self.pending = bytearray(rest)
+        while len(self.pending) > self.max_line:
+            out.append(bytes(self.pending[: self.max_line]))
+            del self.pending[: self.max_line]
+
+    def _flush_pending(self, out: list[bytes]) -> None:
+        if self.pending:
+            out.append(bytes(self.pending))
+            self.pending.clear()
+
+    def _read(self, out: list[bytes]) -> None:
+        assert self.fd is not None
+        data = os.pread(self.fd, _READ_CHUNK, self.offset)
+        self.more = len(data) == _READ_CHUNK
+        if data:
+            self._seek(self.offset + len(data))
+            self._feed(data, out)
+
+    def _truncated(self, size: int) -> bool:
+        assert self.fd is not None
+        if size < self.offset:
+            return True
+        keep = len(self.fingerprint)
+        return bool(keep) and os.pread(self.fd, keep, self.offset - keep) != self.fingerprint
+
+    async def poll(self) -> list[bytes]:
+        out: list[bytes] = []
+        if self.fd is None and not self._open():
+            return out
+        assert self.fd is not None
+        current = _ident(self.path)
+        if current is not None and current != self.ident:
+            self._read(out)  # drain what the old file still holds, then move to the new one
+            while self.more:
+                self._read(out)
+            self._flush_pending(out)
+            self._open()
+        else:
+            backup = _ident(self.backup)
+            rotated = backup is not None and backup != self.backup_ident
+            if rotated or self._truncated(os.fstat(self.fd).st_size):
+                if not rotated:
+                    backup = await self._await_backup()
+                    rotated = backup is not None and backup != self.backup_ident
+                if rotated:
+                    self._read_missed(out)
+                self._flush_pending(out)
+                self.backup_ident = backup
+                self._seek(0)
+        self._read(out)
+        return out
+
+    async def _await_backup(self) -> tuple[int, int] | None:
+        """After a truncation, give the rotator its last step (renaming ``.1`` into place) a moment."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _ROTATION_SETTLE
+        backup = _ident(self.backup)
+        while backup == self.backup_ident and loop.time() < deadline:
+            await asyncio.sleep(0.005)  # no event exists for a rename; bounded by _ROTATION_SETTLE
+            backup = _ident(self.backup)
+        return backup
+
+    def _read_missed(self, out: list[bytes]) -> None:
+        """Lines appended after our last read and before the truncation: they are in ``.1`` from our offset."""
+        try:
+            fd = os.open(self.backup, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        try:
+            offset = self.offset
+            while True:
+                data = os.pread(fd, _READ_CHUNK, offset)
+                if not data:
+                    break
+                offset += len(data)
+                self._feed(data, out)
+        finally:
+            os.close(fd)
+
+
+def _cut(line: bytes, max_line: int) -> list[bytes]:
+    if len(line) <= max_line:
+        return [line]
+    return [line[i : i + max_line] for i in range(0, len(line), max_line)]
+
+
+async def follow(
+    path: str | os.PathLike[str],
+    *,
+    start_lines: int = 0,
+    stop: asyncio.Event,
+    interval: float = FOLLOW_INTERVAL,
+    max_line: int = MAX_LINE,
+) -> AsyncIterator[list[str]]:
+    """Yield the last ``start_lines`` lines, then batches of new complete lines until ``stop`` is set.
+
+    Survives rotation and recreation of the file (see :class:`_Follower`); a file that does not exist yet is
+    waited for. The tail and the start of following are taken from the same open file at the same offset,
+    so no line falls between them: prefer ``start_lines=n`` to a separate :func:`tail_lines` call.
+    """
+    follower = _Follower(Path(path), max_line)
+    try:
+        first = follower.start(start_lines)
+        if first:
+            yield _decode(first)
+        while not stop.is_set():
+            lines = await follower.poll()
+            if lines:
+                yield _decode(lines)
+            if follower.more:
+                continue  # a backlog: keep reading without waiting
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+    finally:
+        follower.close()

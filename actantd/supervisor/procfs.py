@@ -1,0 +1,90 @@
+"""Whole-system process scans straight from ``/proc``, for the callers that need every process at once.
+
+psutil is the right tool for one process; for "who are the descendants of these pids" it would build a
+``Process`` object per pid. Killing a tree and counting children for hundreds of agents both need one pass
+over ``/proc`` that reads one small file per process, which is what this gives.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Stat:
+    """The fields of ``/proc/<pid>/stat`` the supervisor uses."""
+
+    pid: int
+    ppid: int
+    pgid: int
+    state: str
+
+    @property
+    def dead(self) -> bool:
+        """A zombie (exited, not reaped) or a task being torn down: nothing left to signal or count."""
+        return self.state in ("Z", "X")
+
+
+def all_pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def read_stat(pid: int) -> Stat | None:
+    """None when the process is gone (or unreadable)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    # The command name sits in parentheses and may itself contain ") ": split after the last one.
+    fields = raw[raw.rfind(b")") + 2 :].split()
+    try:
+        return Stat(pid=pid, ppid=int(fields[1]), pgid=int(fields[2]), state=fields[0].decode())
+    except (IndexError, ValueError):
+        return None
+
+
+def scan() -> list[Stat]:
+    """Every process readable right now (a snapshot: processes come and go while it runs)."""
+    out: list[Stat] = []
+    for pid in all_pids():
+        stat = read_stat(pid)
+        if stat is not None:
+            out.append(stat)
+    return out
+
+
+def children_map(stats: Iterable[Stat]) -> dict[int, list[int]]:
+    """ppid → live child pids."""
+    children: dict[int, list[int]] = {}
+    for stat in stats:
+        if not stat.dead:
+            children.setdefault(stat.ppid, []).append(stat.pid)
+    return children
+
+
+def descendants(roots: Iterable[int], children: dict[int, list[int]]) -> set[int]:
+    """Every pid below ``roots`` (the roots themselves excluded)."""
+    found: set[int] = set()
+    stack = list(roots)
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
+
+
+def has_env(pid: int, needle: bytes) -> bool:
+    """Whether the process's initial environment holds ``needle`` (``b"\\0KEY=value\\0"``).
+
+    ``/proc/<pid>/environ`` is readable only for our own processes (EACCES otherwise: not a match).
+    """
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    return needle in b"\0" + data

@@ -1,0 +1,188 @@
+"""Start an agent process so that it can outlive the daemon and be found again (DESIGN §4, §6).
+
+Design decision (it departs from DESIGN §6's ``asyncio.create_subprocess_exec``, on purpose): agents are
+started with :class:`subprocess.Popen`, and their exit is detected with a pidfd registered on the event loop
+(:mod:`actantd.supervisor.exits`). A pidfd works the same for a child we started and for a process we re-adopt
+after a daemon restart or attach with ``agent attach``, so there is one exit path, not two. The daemon reaps
+its own children itself; asyncio's child watchers would otherwise race it for ``waitpid`` and, since the
+daemon is a child subreaper, for orphaned grandchildren too.
+
+What makes an agent survive a daemon crash:
+
+- a new session (``start_new_session=True``): the agent is a session and process-group leader, so a signal
+  to the daemon's group or terminal never reaches it, and the whole agent is addressable as one group;
+- stdin from ``/dev/null`` and no pipes back to the daemon: stdout/stderr are log files opened
+  ``O_APPEND``, so a write never blocks or fails with ``EPIPE`` once the daemon is gone, and the daemon's
+  rotation (copy-truncate, see :mod:`.logs`) never leaves the writer at a stale offset;
+- ``close_fds``: the agent inherits none of the daemon's sockets or its lock file, so a surviving agent
+  never keeps the daemon's single-writer lock held or its socket alive.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from actantd.errors import AgentLaunch
+from actantd.supervisor import exits
+
+PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
+
+LOG_MODE = 0o600
+"""Agent output can carry tokens and file contents: owner-only, like the rest of ``{home}``."""
+
+LOG_DIR_MODE = 0o700
+
+
+@dataclass(frozen=True, slots=True)
+class Spawned:
+    """A started agent. Keep ``popen`` until its exit is reaped so it never warns "still running".
+
+    ``create_time`` is psutil's, the value persisted as ``pidCreateTime`` to tell this process from a later
+    one that reuses the pid (see :func:`actantd.supervisor.exits.is_same_process`).
+    """
+
+    pid: int
+    create_time: float
+    popen: subprocess.Popen[bytes]
+    executable: str
+
+
+def resolve_executable(argv0: str, cwd: str | os.PathLike[str], env: Mapping[str, str]) -> str | None:
+    """Find what ``exec`` will run, the way the child will see it: the agent's PATH and cwd, not ours.
+
+    A name with a slash is taken relative to ``cwd`` (as ``Popen(cwd=...)`` does); a bare name is looked
+    up on the env's PATH (``os.defpath`` when the env has none, like ``execvpe``). Returns None when not found.
+    """
+    if "/" in argv0:
+        candidate = os.path.normpath(os.path.join(os.fspath(cwd), argv0))
+        return candidate if os.path.exists(candidate) else None
+    return shutil.which(argv0, path=env.get("PATH", os.defpath))
+
+
+def _open_log(path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=LOG_DIR_MODE)
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, LOG_MODE)
+
+
+def _not_found(argv0: str, install_hint: str | None) -> AgentLaunch:
+    where = "on PATH" if "/" not in argv0 else "(no such file)"
+    message = f"'{argv0}' not found {where}"
+    if install_hint:
+        message += f"; install it with: {install_hint}"
+    return AgentLaunch(message, executable=argv0, hint=install_hint)
+
+
+def _launch_error(exc: OSError, executable: str, argv0: str, cwd: str, install_hint: str | None) -> AgentLaunch:
+    """Name the cause in words a user can act on; the context keeps the raw errno for tools."""
+    code = exc.errno
+    context = {"executable": argv0, "path": executable, "cwd": cwd, "errno": code, "hint": install_hint}
+    if exc.filename is not None and os.fspath(exc.filename) == cwd:
+        # Python reports a failed chdir in the child with the cwd as the filename.
+        return AgentLaunch(f"cannot enter working directory '{cwd}': {exc.strerror}", **context)
+    if code == errno.ENOENT:
+        return _not_found(argv0, install_hint)
+    if code == errno.EACCES:
+        return AgentLaunch(f"cannot execute '{executable}': permission denied (not executable?)", **context)
+    if code == errno.ENOEXEC:
+        return AgentLaunch(f"cannot execute '{executable}': exec format error (a script needs a '#!' line)", **context)
+    return AgentLaunch(f"cannot start '{executable}': {exc.strerror or exc}", **context)
+
+
+def spawn(
+    argv: Sequence[str],
+    cwd: str | os.PathLike[str],
+    env: Mapping[str, str],
+    stdout_path: str | os.PathLike[str],
+    stderr_path: str | os.PathLike[str],
+    install_hint: str | None = None,
+) -> Spawned:
+    """Start ``argv`` detached from the daemon (see module docstring); raise :class:`AgentLaunch` on failure.
+
+    ``env`` is the complete environment of the agent (the manager adds ``ACTANT_INSTANCE_ID`` so
+    :func:`actantd.supervisor.kill.find_instance_processes` can find escaped descendants later). The same
+    path may be given for stdout and stderr to interleave them in one file. Call
+    :func:`actantd.supervisor.exits.watch_exit` right after, without awaiting in between, so the exit is
+    watched before anything else could reap it.
+    """
+    if not argv:
+        raise AgentLaunch("empty command: nothing to execute", executable="", hint=install_hint)
+    argv0 = argv[0]
+    cwd_str = os.path.abspath(os.fspath(cwd))
+    if not os.path.isdir(cwd_str):
+        raise AgentLaunch(
+            f"cannot enter working directory '{cwd_str}': no such directory",
+            executable=argv0,
+            cwd=cwd_str,
+            hint=install_hint,
+        )
+    executable = resolve_executable(argv0, cwd_str, env)
+    if executable is None:
+        raise _not_found(argv0, install_hint)
+
+    out_path, err_path = Path(stdout_path), Path(stderr_path)
+    out_fd = _open_log(out_path)
+    try:
+        err_fd = out_fd if err_path == out_path else _open_log(err_path)
+        try:
+            popen = subprocess.Popen(
+                list(argv),
+                executable=executable,
+                cwd=cwd_str,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=out_fd,
+                stderr=err_fd,
+                close_fds=True,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise _launch_error(exc, executable, argv0, cwd_str, install_hint) from exc
+        finally:
+            if err_fd != out_fd:
+                os.close(err_fd)
+    finally:
+        os.close(out_fd)
+
+    exits.claim_child(popen.pid)
+    # The child cannot have been reaped yet (nothing waits for it), so even if it already exited it is a
+    # zombie whose /proc entry still gives the start time.
+    try:
+        create_time = psutil.Process(popen.pid).create_time()
+    except psutil.Error as exc:  # pragma: no cover - only if something else reaped our child
+        exits.release_child(popen.pid)
+        raise AgentLaunch(f"'{argv0}' started but vanished at once", executable=argv0, hint=install_hint) from exc
+    return Spawned(pid=popen.pid, create_time=create_time, popen=popen, executable=executable)
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def set_child_subreaper() -> None:
+    """Make this process the reaper of its orphaned descendants (``prctl(PR_SET_CHILD_SUBREAPER)``).
+
+    A double-forked, setsid'd grandchild of an agent is then reparented to the daemon instead of init, so
+    the daemon still sees it (as its own child) and can reap it when it dies.
+    """
+    if _libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(err)}")
+
+
+def is_child_subreaper() -> bool:
+    """Whether this process is a child subreaper (``prctl(PR_GET_CHILD_SUBREAPER)``)."""
+    flag = ctypes.c_int(0)
+    if _libc().prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl(PR_GET_CHILD_SUBREAPER): {os.strerror(err)}")
+    return flag.value != 0

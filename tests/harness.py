@@ -1,0 +1,242 @@
+"""A real ``actantd`` in a temp home, for integration tests.
+
+Readiness is an event: the harness passes a ``NOTIFY_SOCKET`` and waits for the daemon's ``READY=1``
+datagram, exactly as systemd would. Calls go over the real Unix socket with a tiny NDJSON client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from actantd.config.store import bundled_configs_dir
+
+PYTHON = sys.executable
+
+
+class RpcError(Exception):
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(error.get("message"))
+        self.error = error
+        self.code = error.get("code")
+        self.error_code = (error.get("data") or {}).get("errorCode")
+        self.context = (error.get("data") or {}).get("context") or {}
+
+
+class Conn:
+    """One NDJSON connection; notifications are queued for ``next_notification``."""
+
+    def __init__(self, path: Path, timeout: float = 30.0) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(str(path))
+        self.file = self.sock.makefile("rb")
+        self.ids = itertools.count(1)
+        self.notifications: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+
+    def send(self, obj: Any) -> None:
+        self.sock.sendall(json.dumps(obj).encode() + b"\n")
+
+    def read(self) -> Any:
+        line = self.file.readline()
+        if not line:
+            raise ConnectionError("daemon closed the connection")
+        return json.loads(line)
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        rid = next(self.ids)
+        self.send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params or {}})
+        while True:
+            msg = self.read()
+            if "id" not in msg:
+                self.notifications.append(msg)
+                continue
+            assert msg["id"] == rid, msg
+            if "error" in msg:
+                raise RpcError(msg["error"])
+            return msg["result"]
+
+    def next_notification(self, method: str | None = None) -> dict[str, Any]:
+        for i, msg in enumerate(self.notifications):
+            if method is None or msg.get("method") == method:
+                return self.notifications.pop(i)
+        while True:
+            msg = self.read()
+            if "id" in msg:
+                continue
+            if method is None or msg.get("method") == method:
+                return msg  # type: ignore[no-any-return]
+            self.notifications.append(msg)
+
+    def wait_event(self, pred: Any, timeout: float = 30.0) -> dict[str, Any]:
+        """Read ``event`` notifications until one satisfies ``pred`` (bounded by the socket timeout)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            params = self.next_notification("event")["params"]
+            if pred(params):
+                return params  # type: ignore[no-any-return]
+        raise TimeoutError("event not seen")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()
+            self.sock.close()
+
+
+class Daemon:
+    def __init__(self, root: Path, configs: Path | None = None) -> None:
+        self.root = root
+        self.home = root / "home"
+        self.configs = configs or root / "configs"
+        self.socket = root / "actantd.sock"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.stderr_path = root / "actantd.stderr"
+        self._conn: Conn | None = None
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        for var in ("ACTANT_HOME", "ACTANT_CONFIGS", "ACTANT_SOCKET", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID"):
+            env.pop(var, None)
+        return env
+
+    def argv(self) -> list[str]:
+        return [PYTHON, "-m", "actantd", "--home", str(self.home), "--configs", str(self.configs),
+                "--socket", str(self.socket)]  # fmt: skip
+
+    def start(self, timeout: float = 30.0) -> None:
+        notify_path = self.root / f"notify-{time.monotonic_ns()}.sock"
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(str(notify_path))
+        notify.settimeout(timeout)
+        env = self.env()
+        env["NOTIFY_SOCKET"] = str(notify_path)
+        stderr = open(self.stderr_path, "ab")  # noqa: SIM115
+        try:
+            self.proc = subprocess.Popen(self.argv(), env=env, stdin=subprocess.DEVNULL,
+                                         stdout=stderr, stderr=stderr)  # fmt: skip
+            while True:
+                try:
+                    data = notify.recv(4096)
+                except TimeoutError:
+                    raise RuntimeError(f"actantd not ready in {timeout}s:\n{self.read_stderr()}") from None
+                if b"READY=1" in data:
+                    break
+        finally:
+            stderr.close()
+            notify.close()
+            notify_path.unlink(missing_ok=True)
+
+    def read_stderr(self) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace")[-5000:]
+        except FileNotFoundError:
+            return ""
+
+    def conn(self, timeout: float = 30.0) -> Conn:
+        return Conn(self.socket, timeout)
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        if self._conn is None:
+            self._conn = self.conn()
+        return self._conn.call(method, params)
+
+    def drop_conn(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait: the daemon stops its agents and exits 0."""
+        self.drop_conn()
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout)
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL the daemon only; its agents live on (they are in their own sessions)."""
+        self.drop_conn()
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+
+
+def write_json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2) + "\n")
+
+
+SLEEPER = (
+    "import signal,sys,time; signal.signal(signal.SIGTERM, lambda *a: sys.exit(0)); "
+    "print('up', flush=True); time.sleep(3600)"
+)
+
+
+def test_templates(configs: Path) -> None:
+    """Templates the integration tests use, on the custom backend, needing nothing but Python."""
+    common = {"version": "1.0", "backend": "custom", "launchMode": "Service"}
+    write_json(configs / "templates/sleeper.json", {**common, "name": "sleeper",
+               "command": ["{python}", "-c", SLEEPER],
+               "restart": {"policy": "OnFailure", "maxRestarts": 3, "windowSeconds": 60, "initialDelayMs": 50,
+                           "maxDelayMs": 200, "minUptimeSeconds": 0.2}})  # fmt: skip
+    write_json(configs / "templates/crasher.json", {**common, "name": "crasher",
+               "command": ["{python}", "-c", "import sys; print('boom', file=sys.stderr); sys.exit(3)"],
+               "restart": {"policy": "OnFailure", "maxRestarts": 3, "windowSeconds": 60, "initialDelayMs": 20,
+                           "maxDelayMs": 100, "minUptimeSeconds": 0.5}})  # fmt: skip
+    write_json(configs / "templates/stubborn.json", {**common, "name": "stubborn",
+               "command": ["{python}", "-c", "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                           "print('up', flush=True); time.sleep(3600)"],
+               "stopTimeoutSeconds": 0.5, "restart": {"policy": "Never"}})  # fmt: skip
+    write_json(configs / "templates/oneshot.json", {**common, "name": "oneshot", "launchMode": "OneShot",
+               "command": ["{python}", "-c", "print('done')"], "restart": {"policy": "OnFailure"}})  # fmt: skip
+    write_json(configs / "templates/missing-exe.json", {**common, "name": "missing-exe",
+               "command": ["definitely-not-installed-agent", "--serve"]})  # fmt: skip
+
+
+def make_configs(root: Path) -> Path:
+    configs = root / "configs"
+    shutil.copytree(bundled_configs_dir(), configs)
+    test_templates(configs)
+    return configs
+
+
+@contextlib.contextmanager
+def running_daemon(root: Path) -> Iterator[Daemon]:
+    d = Daemon(root, make_configs(root))
+    d.start()
+    try:
+        yield d
+    finally:
+        if d.proc is not None:
+            with contextlib.suppress(Exception):
+                d.stop()
+            if d.proc is not None and d.proc.poll() is None:
+                d.proc.kill()
+                d.proc.wait()
+
+
+def add_template(daemon: Daemon, template: dict[str, Any]) -> None:
+    """Write a template into the running daemon's configs and wait for the hot reload that picks it up."""
+    conn = daemon.conn()
+    try:
+        conn.call("events.subscribe", {"types": ["config.*"]})
+        write_json(daemon.configs / "templates" / f"{template['name']}.json", {"version": "1.0", **template})
+        conn.wait_event(lambda e: e["type"] == "config.changed" and f"template/{template['name']}" in e["changed"])
+    finally:
+        conn.close()
