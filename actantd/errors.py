@@ -172,6 +172,13 @@ class MigrationError(ActantError):
     error_code = "MIGRATION"
 
 
+class ConfigNotFound(ActantError):
+    """A skill, prompt, workflow, MCP server or backend that no config file defines (templates have their own)."""
+
+    code = -32022
+    error_code = "CONFIG_NOT_FOUND"
+
+
 def _all_subclasses(cls: type[ActantError]) -> list[type[ActantError]]:
     out: list[type[ActantError]] = []
     for sub in cls.__subclasses__():

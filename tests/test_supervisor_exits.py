@@ -58,8 +58,8 @@ async def test_detection_is_prompt(tmp_path: Path) -> None:
     assert time.monotonic() - start < 0.1
 
 
-async def test_already_exited_child_resolves_at_once() -> None:
-    popen = subprocess.Popen(["true"])
+async def test_already_exited_child_resolves_at_once(tmp_path: Path) -> None:
+    popen = spawn(["true"], tmp_path, dict(os.environ), tmp_path / "o", tmp_path / "e").popen
     _wait_exited_unreaped(popen.pid)
     info = await asyncio.wait_for(
         exits.watch_exit(asyncio.get_running_loop(), popen.pid, is_child=True, popen=popen), 5
@@ -68,9 +68,10 @@ async def test_already_exited_child_resolves_at_once() -> None:
     assert popen.returncode == 0
 
 
-async def test_vanished_pid_resolves_unknown_at_once() -> None:
-    popen = subprocess.Popen(["true"])
+async def test_vanished_pid_resolves_unknown_at_once(tmp_path: Path) -> None:
+    popen = spawn(["true"], tmp_path, dict(os.environ), tmp_path / "o", tmp_path / "e").popen
     popen.wait()
+    exits.release_child(popen.pid)
     fut = exits.watch_exit(asyncio.get_running_loop(), popen.pid, is_child=True)
     assert fut.done()
     info = fut.result()
@@ -81,7 +82,8 @@ async def test_vanished_pid_resolves_unknown_at_once() -> None:
 async def test_non_child_exit_is_noticed_without_status(tmp_path: Path) -> None:
     """A process we did not start (its parent is alive, so it is not ours): exit seen, status not ours."""
     pidfile = tmp_path / "pid"
-    parent = subprocess.Popen(["sh", "-c", f"sleep 1000 & echo $! > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; wait"])
+    script = f"sleep 1000 & echo $! > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; wait"
+    parent = spawn(["sh", "-c", script], tmp_path, dict(os.environ), tmp_path / "o", tmp_path / "e").popen
     try:
         deadline = time.monotonic() + 10
         while not pidfile.exists():  # no event for "a file appeared"; bounded poll
@@ -97,6 +99,7 @@ async def test_non_child_exit_is_noticed_without_status(tmp_path: Path) -> None:
     finally:
         parent.kill()
         parent.wait()
+        exits.release_child(parent.pid)
 
 
 async def test_before_reap_runs_while_the_pid_is_still_held(tmp_path: Path) -> None:

@@ -25,7 +25,8 @@ TREE = """
 import subprocess, sys, time
 for _ in range(2):
     subprocess.Popen(["sh", "-c", "sleep 1000 & sleep 1000 & wait"])
-subprocess.Popen([sys.executable, "-c", "import subprocess, time; subprocess.Popen(['sleep', '1000']); time.sleep(1000)"])
+mid = "import subprocess, time; subprocess.Popen(['sleep', '1000']); time.sleep(1000)"
+subprocess.Popen([sys.executable, "-c", mid])
 time.sleep(1000)
 """
 TREE_SIZE = 8  # 2 sh + 4 sleep + 1 python + its sleep

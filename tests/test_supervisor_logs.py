@@ -82,7 +82,7 @@ async def test_rotation_under_a_fast_live_writer(tmp_path: Path) -> None:
     """The writer (O_APPEND, like every agent) is unaffected; the log and its backups stay bounded."""
     log = tmp_path / "stdout.log"
     total = 200_000
-    writer = "import sys\nfor i in range(%d):\n    sys.stdout.write(f'line {i}\\n')\n" % total
+    writer = f"import sys\nfor i in range({total}):\n    sys.stdout.write(f'line {{i}}\\n')\n"
     spawned = spawn([PY, "-c", writer], tmp_path, dict(os.environ), log, tmp_path / "stderr.log")
     exited = exits.watch_exit(asyncio.get_running_loop(), spawned.pid, is_child=True, popen=spawned.popen)
     max_bytes = 64 * 1024

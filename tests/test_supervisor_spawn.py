@@ -85,7 +85,7 @@ async def test_executable_resolved_on_the_agents_path(tmp_path: Path) -> None:
     bindir = tmp_path / "bin"
     bindir.mkdir()
     tool = bindir / "my-agent"
-    tool.write_text("#!/bin/sh\necho \"$0 ran in $PWD\"\n")
+    tool.write_text('#!/bin/sh\necho "$0 ran in $PWD"\n')
     tool.chmod(0o755)
     work = tmp_path / "work"
     work.mkdir()
@@ -122,7 +122,7 @@ def test_missing_executable_names_it_and_the_install_hint(tmp_path: Path) -> Non
 
 
 def test_missing_path_with_slash(tmp_path: Path) -> None:
-    with pytest.raises(AgentLaunch, match="'./missing' not found"):
+    with pytest.raises(AgentLaunch, match=r"'\./missing' not found"):
         spawn(["./missing"], tmp_path, _env(), tmp_path / "o", tmp_path / "e")
 
 

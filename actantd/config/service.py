@@ -17,7 +17,7 @@ from actantd.config.registry import Registry
 from actantd.config.schema import Backend, Config, Kind, McpServer, Template
 from actantd.config.store import load_registry, validate_file
 from actantd.config.watch import ConfigWatcher, ReloadCallback
-from actantd.errors import ActantError, ConfigValidation, InvalidParams
+from actantd.errors import ConfigNotFound, ConfigValidation, InvalidParams
 
 _KIND_NOT_FOUND = {
     "skill": "skill",
@@ -72,11 +72,12 @@ class ConfigService:
         else:
             found = self.registry.get(k, name)
             if found is None:
-                raise (
-                    ConfigValidation(f"{_KIND_NOT_FOUND[k]} '{name}' not found in {self.dir}", kind=k, name=name)
-                    if (k, name) in self.registry.invalid
-                    else _not_found(k, name, sorted(self.registry.of_kind(k)))
-                )
+                invalid = self.registry.invalid.get((k, name))
+                if invalid:
+                    issues = [str(i) for i in invalid]
+                    raise ConfigValidation(f"{_KIND_NOT_FOUND[k]} '{name}' is invalid: {issues[0]}", issues=issues)
+                available = sorted(self.registry.of_kind(k))
+                raise ConfigNotFound(f"{_KIND_NOT_FOUND[k]} '{name}' not found", kind=k, name=name, available=available)
             config = found
         return config, self.registry.relative_source(k, name)
 
@@ -111,10 +112,6 @@ def _kind(kind: str) -> Kind:
     if kind not in ("template", "skill", "prompt", "workflow", "mcp", "backend"):
         raise InvalidParams(f"unknown config kind {kind!r}", kind=kind)
     return kind  # type: ignore[return-value]
-
-
-def _not_found(kind: Kind, name: str, available: list[str]) -> ActantError:
-    return ConfigValidation(f"{_KIND_NOT_FOUND[kind]} '{name}' not found", kind=kind, name=name, available=available)
 
 
 def _extra(config: Config) -> dict[str, Any]:

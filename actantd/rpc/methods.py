@@ -300,7 +300,11 @@ def register_all(dispatcher: Dispatcher, daemon: Daemon) -> None:
         p = decode_params(params, QueryP)
         if not 0 < p.limit <= 10_000:
             raise InvalidParams("limit must be between 1 and 10000", limit=p.limit)
-        events = daemon.journal.query(agent=p.agent, types=p.types, since=p.since, limit=p.limit)
+        if p.since is not None:  # "what happened since X": the first N after it
+            events = daemon.journal.query(agent=p.agent, types=p.types, since=p.since, limit=p.limit)
+        else:  # "what happened lately": the last N, still in time order
+            events = daemon.journal.query(agent=p.agent, types=p.types, limit=p.limit, order="desc")
+            events.reverse()
         return {"events": events}
 
     reg("events.subscribe", subscribe)

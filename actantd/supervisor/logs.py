@@ -35,6 +35,7 @@ a watch per follower for a gain people reading logs cannot see."""
 _BLOCK = 64 * 1024
 _READ_CHUNK = 256 * 1024
 _FINGERPRINT = 64
+_MAX_BACKUPS_SCANNED = 100
 _ROTATION_SETTLE = 0.05
 """How long a follower that saw its file truncated waits for the rotator's new ``.1`` (normally µs away)."""
 
@@ -156,9 +157,9 @@ def _tail_fd(fd: int, end: int, n: int, max_line: int) -> list[bytes]:
         return []
     if data.endswith(b"\n"):
         data = data[:-1]
+    # With more than n parts the first one (maybe begun mid-line) is never among the last n; with fewer we
+    # stopped at the budget inside an overlong line, whose fragment is the best there is.
     parts = data.split(b"\n")
-    if pos > 0:
-        parts = parts[1:]  # begins mid-line (or we stopped at the budget): not a whole line
     return [part[:max_line] for part in parts[-n:]]
 
 
@@ -324,17 +325,33 @@ class _Follower:
         return backup
 
     def _read_missed(self, out: list[bytes]) -> None:
-        """Lines appended after our last read and before the truncation: they are in ``.1`` from our offset."""
+        """Lines appended after our last read and before the truncation, read back from the backups.
+
+        The first rotation since our last poll copied our file, so our unread bytes are at our offset in
+        that copy; rotations after it (a fast writer, a slow poll) are newer backups, read whole. The first
+        one is the oldest backup newer than the ``.1`` we knew (or the oldest left, if that one is gone).
+        """
+        newer: list[Path] = []
+        n = 1
+        while n <= _MAX_BACKUPS_SCANNED:
+            candidate = backup_path(self.path, n)
+            ident = _ident(candidate)
+            if ident is None or ident == self.backup_ident:
+                break
+            newer.append(candidate)
+            n += 1
+        offset = self.offset
+        for path in reversed(newer):
+            self._read_file(path, offset, out)
+            offset = 0
+
+    def _read_file(self, path: Path, offset: int, out: list[bytes]) -> None:
         try:
-            fd = os.open(self.backup, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return
         try:
-            offset = self.offset
-            while True:
-                data = os.pread(fd, _READ_CHUNK, offset)
-                if not data:
-                    break
+            while data := os.pread(fd, _READ_CHUNK, offset):
                 offset += len(data)
                 self._feed(data, out)
         finally:
