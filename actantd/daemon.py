@@ -128,7 +128,9 @@ class Daemon:
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), HOUSEKEEPING_SECONDS)
-            self.manager.rotate_logs(LOG_MAX_BYTES, LOG_BACKUPS)
+            # In a thread: copying a big log must never stall the event loop (an agent that writes fast
+            # must not make the daemon slow).
+            await asyncio.to_thread(self.manager.rotate_logs, LOG_MAX_BYTES, LOG_BACKUPS)
             self.manager.reap_orphans()
 
     async def run(self) -> int:

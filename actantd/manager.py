@@ -193,7 +193,7 @@ class Manager:
             await self._terminate(record, "stop resumed after daemon restart", None)
             return
         # The process is gone (or its pid now belongs to someone else): make sure nothing of it lingers.
-        await kill.terminate_tree(None, instance_id=record.instance_id, timeout=2.0)
+        await self._kill_leftovers(record)
         if record.status in ACTIVE:
             record = self._transition(record, S.STOPPED, "process lost", pid=None, pid_create_time=None,
                                       stopped_at=utc_now())  # fmt: skip
@@ -443,8 +443,6 @@ class Manager:
             self._stop_health(rt)
             last = LastExit(code=info.code, signal=info.signal, at=utc_now())
             gone = {"pid": None, "pid_create_time": None, "last_exit": last, "stopped_at": utc_now()}
-            # Descendants the agent left behind (daemonized helpers) must not outlive it.
-            self._spawn_task(kill.terminate_tree(None, instance_id=record.instance_id, timeout=2.0))
             if record.attached:
                 self._transition(record, S.STOPPED, "attached process exited", attached=False, **gone)
                 return
@@ -452,23 +450,34 @@ class Manager:
             uptime = time.monotonic() - rt.started_mono
             what = rt.health_failure or _describe_exit(info)
             if record.launch_mode == "OneShot" and info.code == 0:
-                self._transition(record, S.STOPPED, "completed (exit code 0)", **gone)
+                record = self._transition(record, S.STOPPED, "completed (exit code 0)", **gone)
+                await self._kill_leftovers(record)
                 return
             tracker = rt.tracker or self._tracker(record)
             rt.tracker = tracker
             decision = tracker.on_exit(code=info.code, signal=info.signal, uptime=uptime, requested=False)
             if info.code == 0 and rt.health_failure is None:
                 record = self._transition(record, S.STOPPED, "exited cleanly (code 0)", **gone)
+                await self._kill_leftovers(record)
                 if decision.restart:
                     self._schedule_restart(name, decision.delay_seconds, S.STOPPED)
                 return
             record = self._transition(record, S.CRASHED, what, **gone)
+            await self._kill_leftovers(record)
             if decision.restart:
                 record = self._transition(record, S.RESTARTING, f"{what}; restarting in {decision.delay_seconds:.2f}s")
                 self._schedule_restart(name, decision.delay_seconds, S.RESTARTING)
             elif decision.give_up:
                 self._transition(record, S.FAILED, f"{decision.reason} (last: {what})")
             del template
+
+    async def _kill_leftovers(self, record: InstanceRecord) -> None:
+        """Descendants an exited agent left behind (daemonized helpers) must not outlive it.
+
+        Awaited under the instance lock, after the exit is persisted and announced, and before any restart is
+        scheduled: the scan matches ``ACTANT_INSTANCE_ID``, which the next process of this instance carries too.
+        """
+        await kill.terminate_tree(None, instance_id=record.instance_id, timeout=2.0)
 
     def _schedule_restart(self, name: str, delay: float, expect: Status) -> None:
         rt = self._runtime(name)

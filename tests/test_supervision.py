@@ -393,3 +393,36 @@ def test_concurrent_clients_never_break_the_state_machine(daemon: Daemon) -> Non
             assert psutil.pid_exists(disk["pid"])
     for n in names:
         daemon.call("agent.stop", {"name": n})
+
+
+def test_reads_never_wait_behind_a_slow_mutation(daemon: Daemon) -> None:
+    """A stop that takes its full SIGTERM grace holds only that instance's lock; reads answer meanwhile."""
+    daemon.call("agent.create", {"name": "slow", "template": "stubborn"})
+    daemon.call("agent.create", {"name": "other", "template": "sleeper"})
+    daemon.call("agent.start", {"name": "slow"})
+    stopper = daemon.conn()
+    done = threading.Event()
+
+    def stop() -> None:
+        stopper.call("agent.stop", {"name": "slow"})
+        done.set()
+
+    thread = threading.Thread(target=stop)
+    thread.start()
+    reader = daemon.conn()
+    try:
+        while reader.call("agent.status", {"name": "slow"})["agent"]["status"] != "Stopping":
+            pass
+        t0 = time.monotonic()
+        listed = reader.call("agent.list")["agents"]
+        status = reader.call("agent.status", {"name": "slow"})["agent"]
+        started = reader.call("agent.start", {"name": "other", "wait": False})["agent"]
+        elapsed = time.monotonic() - t0
+        assert not done.is_set(), "the stop finished before the reads; the test proves nothing"
+        assert status["status"] == "Stopping" and len(listed) == 2 and started["status"] == "Running"
+        assert elapsed < 0.4, elapsed  # the stop itself takes >= 0.5 s (stubborn ignores SIGTERM)
+    finally:
+        thread.join()
+        reader.call("agent.stop", {"name": "other"})
+        reader.close()
+        stopper.close()
