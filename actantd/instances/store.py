@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from actantd import fsutil
 from actantd.errors import InstanceCorrupted, InvalidName, SchemaTooNew, StateWrite, WorkspaceInit
 from actantd.instances.record import InstanceRecord, decode, encode
 from actantd.paths import INSTANCE_FILE, Layout, is_valid_name
@@ -31,39 +32,19 @@ from actantd.paths import INSTANCE_FILE, Layout, is_valid_name
 log = logging.getLogger(__name__)
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Temp file in the same directory + fsync + ``os.replace`` + directory fsync.
+    """:func:`actantd.fsutil.atomic_write`, with a failure (ENOSPC, EIO, EROFS...) as a typed STATE_WRITE.
 
-    On any OSError (ENOSPC, EIO, EROFS...) the temp file is removed, the previous file is untouched, and a
-    :class:`StateWrite` naming the file and errno is raised.
+    The previous file is untouched and the temp file removed, so the error can say so.
     """
-    tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        fsutil.atomic_write(path, data, mode=mode)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         name = errno.errorcode.get(exc.errno or 0, "EIO")
         raise StateWrite(
-            f"{path}: could not write state ({name}: {exc.strerror}); previous state kept", file=str(path), errno=name
+            f"{path}: could not write state ({name}: {exc.strerror}); previous state kept",
+            file=str(path),
+            errno=name,
         ) from exc
 
 
@@ -145,7 +126,7 @@ class InstanceStore:
     def _remove_stale_temps(directory: Path) -> None:
         """Temp files of a write the daemon was killed in the middle of; the record itself is intact."""
         with os.scandir(directory) as entries:
-            stale = [e.path for e in entries if e.name.startswith(f"{INSTANCE_FILE}.tmp-")]
+            stale = [e.path for e in entries if fsutil.is_temp_of(e.name, INSTANCE_FILE)]
         for path in stale:
             with contextlib.suppress(OSError):
                 os.unlink(path)
@@ -163,7 +144,7 @@ class InstanceStore:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         dest = self.layout.corrupted / f"{name}-{stamp}"
         os.rename(self.layout.instance_dir(name), dest)
-        fsync_dir(self.layout.instances)
+        fsutil.fsync_dir(self.layout.instances)
         return dest
 
     # -- writing -------------------------------------------------------------------------------------
@@ -189,7 +170,7 @@ class InstanceStore:
                 self.write_at(stage, record)
                 final = populate(stage)
                 self.write_at(stage, final)
-                fsync_dir(stage)
+                fsutil.fsync_dir(stage)
             else:
                 workspace = Path(record.work_dir)
                 if not workspace.is_dir():
@@ -199,7 +180,7 @@ class InstanceStore:
                 self.write_at(workspace, final)
                 os.symlink(workspace, stage)
             os.rename(stage, target)
-            fsync_dir(self.layout.instances)
+            fsutil.fsync_dir(self.layout.instances)
         except BaseException:
             self._purge(stage)
             raise
@@ -216,7 +197,7 @@ class InstanceStore:
             return False
         dest = self.layout.trash / f"{name}-{uuid.uuid4().hex[:8]}"
         os.rename(src, dest)
-        fsync_dir(self.layout.instances)
+        fsutil.fsync_dir(self.layout.instances)
         self._purge(dest)
         return True
 

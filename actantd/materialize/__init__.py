@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from actantd.instances.store import atomic_write
+from actantd.fsutil import atomic_write
 from actantd.materialize import agents_md
 
 

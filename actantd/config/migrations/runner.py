@@ -9,10 +9,8 @@ schema order, trailing newline) so a second run finds nothing to do and diffs un
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +25,7 @@ from actantd.config.issues import from_validation_error
 from actantd.config.migrations.steps import CURRENT_VERSION, is_newer, migrate_document
 from actantd.config.schema import FOLDER_TO_KIND, KIND_TYPES, Kind
 from actantd.errors import MigrationError
+from actantd.fsutil import atomic_write, fsync_dir
 
 BACKUP_DIR = ".backup"
 
@@ -161,32 +160,6 @@ def plan(configs_dir: Path) -> list[FileChange]:
 # --- writing --------------------------------------------------------------------------------------------
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Temp file in the same folder (hidden, so the watcher ignores it), fsync, rename, fsync the folder."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
 def _new_backup_dir(configs_dir: Path) -> Path:
     root = configs_dir / BACKUP_DIR
     root.mkdir(exist_ok=True)
@@ -209,7 +182,7 @@ def _backup(configs_dir: Path, changes: Iterable[FileChange]) -> Path:
         shutil.copy2(configs_dir / change.path, target)
         with open(target, "rb") as handle:
             os.fsync(handle.fileno())
-    _fsync_dir(dest)
+    fsync_dir(dest)
     return dest
 
 
