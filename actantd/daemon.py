@@ -40,6 +40,7 @@ HOUSEKEEPING_SECONDS = 1.0
 LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUPS = 3
 CONFIG_DEBOUNCE_MS = 50
+SOCKET_PATH_MAX = 107
 
 
 class AlreadyRunning(Exception):
@@ -75,7 +76,8 @@ class Daemon:
         self.configs = ConfigService(layout.configs, on_reload=self._on_reload, debounce_ms=CONFIG_DEBOUNCE_MS)
         self.manager = Manager(layout, lambda: self.configs.registry, self.journal, self.bus)
         self.dispatcher = Dispatcher(on_call=self._on_call)
-        self.streams: dict[str, tuple[asyncio.Event, asyncio.Task[None]]] = {}
+        self.streams: dict[str, tuple[asyncio.Event, asyncio.Task[None], int]] = {}
+        """Live ``agent.logs`` follows: stop event, pump task, owning connection."""
         register_all(self.dispatcher, self)
         self.server: RpcServer | None = None
         self._stop = asyncio.Event()
@@ -96,7 +98,7 @@ class Daemon:
         self, method: str, params: dict[str, Any], ctx: CallContext, outcome: CallOutcome, duration: float
     ) -> None:
         if method in MUTATING:
-            self.journal.command(
+            entry = self.journal.command(
                 method,
                 params,
                 peer_uid=ctx.peer_uid,
@@ -105,6 +107,7 @@ class Daemon:
                 duration_ms=round(duration * 1000, 3),
                 error=outcome.error.message if outcome.error else None,
             )
+            self.bus.publish(entry)
 
     async def _on_reload(self, reload: Reload) -> None:
         """Journal and announce what changed; re-materialize every instance of an affected template."""
@@ -155,7 +158,7 @@ class Daemon:
         sdnotify.notify("STOPPING=1")
         log.info("shutting down%s", " (agents keep running)" if self._keep_agents else "")
         await self.manager.shutdown(stop_agents=not self._keep_agents)
-        for stop, task in list(self.streams.values()):
+        for stop, task, _owner in list(self.streams.values()):
             stop.set()
             task.cancel()
         await self.server.close()
@@ -189,6 +192,13 @@ def main(argv: list[str] | None = None) -> None:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     layout = build_layout(args.home, args.configs, args.socket)
+    if len(os.fsencode(layout.socket)) > SOCKET_PATH_MAX:
+        print(
+            f"actantd: socket path is {len(os.fsencode(layout.socket))} bytes, over the {SOCKET_PATH_MAX}-byte limit "
+            f"of Unix sockets: {layout.socket}; pass a shorter --socket",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     try:
         lock = acquire_lock(layout)
     except AlreadyRunning as exc:

@@ -69,6 +69,8 @@ class Runtime:
     restart_task: asyncio.Task[None] | None = None
     health: health.HealthMonitor | None = None
     health_failure: str | None = None
+    stop_requested: bool = False
+    """Set by a stop, cleared by a launch: an exit it caused is never reported as a failed start."""
     tracker: policy.RestartTracker | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -379,6 +381,7 @@ class Manager:
         rt = self._runtime(name)
         rt.started_mono = time.monotonic()
         rt.health_failure = None
+        rt.stop_requested = False
         record = self._transition(
             record,
             S.RUNNING,
@@ -410,6 +413,8 @@ class Manager:
         await asyncio.sleep(0)
         async with self._lock(name):
             current = self.records.get(name)
+        if rt.stop_requested or rt.exit_future is not fut:
+            return  # stopped (or restarted) on purpose meanwhile: not a failed start
         tail = logs.tail_lines(self.layout.log_dir(name) / "stderr.log", 10)
         raise AgentLaunch(
             f"agent {name!r} exited right after start ({_describe_exit(info)})",
@@ -519,6 +524,7 @@ class Manager:
         if record.status is not S.STOPPING:
             record = self._transition(record, S.STOPPING, reason)
         rt = self._runtime(name)
+        rt.stop_requested = True
         self._stop_health(rt)
         template = self._template(record)
         sig = template.stop_signal_number if template is not None else signal.SIGTERM
@@ -543,7 +549,8 @@ class Manager:
         info = exits.describe_pid(pid)
         if info is None:
             raise InvalidParams(f"no process with pid {pid}", agent=name, pid=pid)
-        if pid in (os.getpid(), 1) or (info.uid not in (os.getuid(), 0) and os.getuid() != 0):
+        # A non-root daemon can only signal its own user's processes; root may supervise anyone's.
+        if pid in (os.getpid(), 1) or (os.getuid() != 0 and info.uid != os.getuid()):
             raise InvalidParams(f"pid {pid} cannot be supervised by this daemon", agent=name, pid=pid)
         async with self._lock(name):
             record = self.get(name)

@@ -245,7 +245,7 @@ def test_logs(fake: FakeDaemon) -> None:
 
 def test_logs_follow(fake: FakeDaemon) -> None:
     fake.answer("agent.logs", {"lines": ["old"], "subscription": "L1"})
-    note = {"subscription": "L1", "agent": "reviewer", "stream": "stdout"}
+    note = {"agent": "reviewer", "stream": "stdout"}
     fake.push_after(
         "agent.logs", [("log", {**note, "lines": ["new 1", "new 2"]}), ("log", {**note, "lines": ["new 3"]})]
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -147,6 +148,10 @@ def test_daemon_argv_passes_paths_through(short_tmp: Path) -> None:
 
 def test_stop_keep_agents_passes_through(paths: tuple[Path, Path]) -> None:
     with FakeDaemon(paths[1]) as fake:
+        # `daemon stop` waits for the daemon's pid to exit: answer with the pid of a process that has.
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        fake.answer("daemon.ping", {"version": "0.1.0", "pid": gone.pid, "uptimeSeconds": 1})
         result = run(paths, "daemon", "stop", "--keep-agents", "--json")
         assert result.exit_code == 0, result.stderr
         assert json.loads(result.stdout) == {"stopped": True, "pid": fake.results["daemon.ping"]["pid"]}

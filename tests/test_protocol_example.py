@@ -6,14 +6,19 @@ create/start/stop exercised by a foreign JSON-RPC implementation rather than by 
 
 Needs ``node`` and ``npm``; ``node_modules`` is installed from the committed lockfile on first run. The test
 skips only when node/npm are missing or the install fails for lack of network; any other failure fails.
+
+The last tests hold ``docs/protocol.md`` to its byte-exact framing examples and its stdlib one-liner.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +57,8 @@ def _install(npm: str) -> None:
     if done.returncode != 0:
         output = done.stdout + done.stderr
         if NETWORK_ERRORS.search(output):
-            pytest.skip(f"npm {verb} failed for lack of network: {output.strip().splitlines()[-1:]}")
+            reason = next(line for line in output.splitlines() if NETWORK_ERRORS.search(line))
+            pytest.skip(f"npm {verb} failed for lack of network: {reason.strip()}")
         pytest.fail(f"npm {verb} failed (exit {done.returncode}):\n{output[-3000:]}")
 
 
@@ -112,3 +118,57 @@ def test_node_client_reports_a_missing_daemon(short_tmp: Path) -> None:
     )
     assert done.returncode == 1
     assert "ENOENT" in done.stderr
+
+
+# ------------------------------------------------------------------------------------- docs/protocol.md
+
+PROTOCOL_MD = EXAMPLE.parent.parent / "protocol.md"
+GHOST_REQUEST = b'Content-Length: 74\r\n\r\n{"jsonrpc":"2.0","id":2,"method":"agent.status","params":{"name":"ghost"}}'
+GHOST_REPLY = (
+    b'Content-Length: 150\r\n\r\n{"jsonrpc":"2.0","id":2,"error":{"code":-32003,"message":"no agent named \'ghost\'",'
+    b'"data":{"errorCode":"AGENT_NOT_FOUND","context":{"agent":"ghost"}}}}'
+)
+
+
+def _exchange(path: Path, data: bytes) -> bytes:
+    """Send ``data``, half-close, read until the daemon closes: what ``socat`` does with a pipe."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(str(path))
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        return b"".join(iter(lambda: sock.recv(65536), b""))
+
+
+def _escaped(frame: bytes) -> str:
+    return frame.decode().replace("\r\n", "\\r\\n")
+
+
+def test_documented_frames_are_byte_exact(daemon: Any) -> None:
+    doc = PROTOCOL_MD.read_text()
+    assert _escaped(GHOST_REQUEST) in doc and _escaped(GHOST_REPLY) in doc
+    assert _exchange(daemon.socket, GHOST_REQUEST) == GHOST_REPLY
+
+    ping = b'{"jsonrpc":"2.0","id":1,"method":"daemon.ping"}'
+    assert f"Content-Length: {len(ping)}\\r\\n\\r\\n{ping.decode()}" in doc
+    pid = daemon.proc.pid
+    shape = rb'\{"jsonrpc":"2\.0","id":1,"result":\{"version":"[^"]+","pid":%d,"uptimeSeconds":[0-9.]+\}\}' % pid
+    assert re.fullmatch(shape + rb"\n", _exchange(daemon.socket, ping + b"\n"))
+    framed = _exchange(daemon.socket, b"Content-Length: %d\r\n\r\n%b" % (len(ping), ping))
+    header, _, body = framed.partition(b"\r\n\r\n")
+    assert header == b"Content-Length: %d" % len(body)
+    assert re.fullmatch(shape, body)
+
+
+def test_documented_python_one_liner(daemon: Any) -> None:
+    line = next(ln for ln in PROTOCOL_MD.read_text().splitlines() if ln.startswith("python3 -c 'import socket"))
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("bash is needed for the here-string in the documented one-liner")
+    line = line.replace("python3 -c", f"{sys.executable} -c", 1)
+    done = subprocess.run(
+        [bash, "-c", line], env={**os.environ, "SOCK": str(daemon.socket)}, capture_output=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    reply = json.loads(done.stdout)
+    assert reply["id"] == 1 and reply["result"]["pid"] == daemon.proc.pid

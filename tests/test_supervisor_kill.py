@@ -122,8 +122,9 @@ async def test_double_forked_setsid_grandchild_does_not_survive(tmp_path: Path) 
     async with agent(tmp_path, ESCAPEE, str(ready)) as a:
         await until(ready.exists)
         escapee = psutil.Process(int(ready.read_text()))
-        # It left the agent's tree, session and group: only the instance mark still ties it to the agent.
-        assert escapee.pid not in {p.pid for p in descendants(a.pid)}
+        # Once its parent has exited it has left the agent's tree, session and group: only the instance mark
+        # still ties it to the agent.
+        await until(lambda: escapee.pid not in {p.pid for p in descendants(a.pid)})
         assert os.getsid(escapee.pid) != os.getsid(a.pid)
         assert [p.pid for p in kill.find_instance_processes(a.instance_id)].count(escapee.pid) == 1
         result = await kill.terminate_tree(a.pid, instance_id=a.instance_id, timeout=10, exited=a.exited)
@@ -164,6 +165,7 @@ async def test_without_a_pid_only_marked_processes_are_targeted(tmp_path: Path) 
     async with agent(tmp_path, ESCAPEE, str(ready)) as a:
         await until(ready.exists)
         escapee = int(ready.read_text())
+        await until(lambda: escapee not in {p.pid for p in descendants(a.pid)})
         os.kill(a.pid, signal.SIGKILL)
         await a.exited
         result = await kill.terminate_tree(None, instance_id=a.instance_id, timeout=5)

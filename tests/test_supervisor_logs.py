@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from actantd.supervisor import exits
 from actantd.supervisor.logs import (
@@ -15,6 +18,7 @@ from actantd.supervisor.logs import (
     _Follower,
     backup_path,
     follow,
+    lossless_rotation_supported,
     rotate_if_needed,
     tail_lines,
 )
@@ -78,8 +82,13 @@ def test_logfiles_rotates_both_streams(tmp_path: Path) -> None:
     assert files.path("stdout") == tmp_path / "stdout.log"
 
 
-async def test_rotation_under_a_fast_live_writer(tmp_path: Path) -> None:
-    """The writer (O_APPEND, like every agent) is unaffected; the log and its backups stay bounded."""
+@pytest.mark.parametrize("lossless", [True, False], ids=["collapse", "truncate"])
+async def test_rotation_under_a_fast_live_writer(tmp_path: Path, lossless: bool) -> None:
+    """The writer (O_APPEND, like every agent) is unaffected; the log and its backups stay bounded.
+
+    With a collapse (ext4/XFS) not one byte is lost or duplicated: the backups and the live file put end
+    to end are exactly the tail of what the writer wrote.
+    """
     log = tmp_path / "stdout.log"
     total = 200_000
     writer = f"import sys\nfor i in range({total}):\n    sys.stdout.write(f'line {{i}}\\n')\n"
@@ -87,23 +96,26 @@ async def test_rotation_under_a_fast_live_writer(tmp_path: Path) -> None:
     exited = exits.watch_exit(asyncio.get_running_loop(), spawned.pid, is_child=True, popen=spawned.popen)
     max_bytes = 64 * 1024
     rotations = 0
-    biggest = 0
     while not exited.done():
-        biggest = max(biggest, log.stat().st_size)
-        if rotate_if_needed(log, max_bytes=max_bytes, backups=3):
+        if rotate_if_needed(log, max_bytes=max_bytes, backups=3, lossless=lossless):
             rotations += 1
         await asyncio.sleep(0)  # let the exit watcher run between rotations
     assert (await exited).code == 0
+    rotate_if_needed(log, max_bytes=max_bytes, backups=3, lossless=lossless)
+    # How far the live file overshoots between checks depends on scheduling; what is kept is bounded.
     assert rotations >= 5
-    # Bounded: never far past the threshold (a slack for what is written between two checks).
-    assert biggest < 16 * max_bytes
+    assert log.stat().st_size < max_bytes
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["stderr.log", "stdout.log", "stdout.log.1", "stdout.log.2", "stdout.log.3"]
-    for path in (log, *(backup_path(log, n) for n in (1, 2, 3))):
-        data = path.read_bytes()
-        assert b"\0" not in data  # no hole: the writer kept appending at the (new) end
-    # The newest output is intact and ends with the writer's last line.
-    assert tail_lines(log, 1) == [f"line {total - 1}"]
+    kept = b"".join(backup_path(log, n).read_bytes() for n in (3, 2, 1)) + log.read_bytes()
+    assert b"\0" not in kept  # no hole: the writer kept appending at the (new) end
+    if lossless and lossless_rotation_supported(tmp_path):
+        expected = "".join(f"line {i}\n" for i in range(total)).encode()
+        assert expected.endswith(kept)
+        assert tail_lines(log, 1) == [f"line {total - 1}"]
+    else:
+        # The classic copy-truncate may drop what is written between copy and truncate; lines stay lines.
+        assert all(re.fullmatch(r"line \d+", line) for line in tail_lines(log, 3))
 
 
 # -- tail --------------------------------------------------------------------------------------------
@@ -237,18 +249,31 @@ async def test_follower_cuts_long_lines(tmp_path: Path) -> None:
     f.close()
 
 
-async def test_follow_across_rotation_with_a_live_writer(tmp_path: Path) -> None:
-    """Following while a process writes and the daemon rotates: ordered, no duplicates, the end arrives."""
+@pytest.mark.parametrize("lossless", [True, False], ids=["collapse", "truncate"])
+async def test_follow_across_rotation_with_a_live_writer(tmp_path: Path, lossless: bool) -> None:
+    """Following while a process writes and the daemon rotates: ordered, no duplicates, the end arrives.
+
+    With a collapse, every line arrives, although the writer's buffered writes split lines anywhere and
+    rotations fall between polls.
+    """
     log = tmp_path / "stdout.log"
     go = tmp_path / "go"
+    total = 20_000
+    batch = 50
+    if lossless:
+        # Block-buffered: writes of 8 KiB that cut lines anywhere.
+        emit = "    sys.stdout.write(f'line {i}\\n')\n    if i % 500 == 0: sys.stdout.flush(); time.sleep(0.005)\n"
+    else:
+        # One write per batch of whole lines: what the classic truncate loses is whole lines then.
+        emit = (
+            f"    if i % {batch} == 0:\n"
+            f"        os.write(1, ''.join(f'line {{j}}\\n' for j in range(i, i + {batch})).encode())\n"
+            "        if i % 500 == 0: time.sleep(0.005)\n"
+        )
     writer = (
         "import os, sys, time\n"
         f"while not os.path.exists({str(go)!r}): time.sleep(0.01)\n"
-        "for i in range(20000):\n"
-        "    sys.stdout.write(f'line {i}\\n')\n"
-        "    if i % 500 == 0:\n"
-        "        sys.stdout.flush(); time.sleep(0.005)\n"
-        "sys.stdout.write('END\\n')\n"
+        f"for i in range({total}):\n" + emit + "sys.stdout.write('END\\n')\n"
     )
     spawned = spawn([PY, "-c", writer], tmp_path, dict(os.environ), log, tmp_path / "stderr.log")
     exited = exits.watch_exit(asyncio.get_running_loop(), spawned.pid, is_child=True, popen=spawned.popen)
@@ -256,9 +281,9 @@ async def test_follow_across_rotation_with_a_live_writer(tmp_path: Path) -> None
     got: list[str] = []
 
     async def reader() -> None:
-        async for batch in follow(log, stop=stop, interval=0.02):
-            got.extend(batch)
-            if "END" in batch:
+        async for lines in follow(log, stop=stop, interval=0.02):
+            got.extend(lines)
+            if "END" in lines:
                 stop.set()
 
     task = asyncio.create_task(reader())
@@ -266,14 +291,42 @@ async def test_follow_across_rotation_with_a_live_writer(tmp_path: Path) -> None
     go.touch()
     rotations = 0
     while not exited.done():
-        if rotate_if_needed(log, max_bytes=16 * 1024, backups=2):
+        if rotate_if_needed(log, max_bytes=16 * 1024, backups=2, lossless=lossless):
             rotations += 1
         await asyncio.sleep(0.003)
     assert (await exited).code == 0
     await asyncio.wait_for(task, 10)
     assert rotations >= 3
     assert got[-1] == "END"
-    numbers = [int(line.split()[1]) for line in got[:-1] if line.startswith("line ") and line[5:].isdigit()]
-    assert numbers == sorted(set(numbers)), "lines out of order or duplicated"
-    # Copy-truncate may lose the few bytes written between copy and truncate; nothing more.
-    assert len(numbers) >= 20000 - 10 * rotations
+    numbers = [int(line[5:]) for line in got[:-1] if re.fullmatch(r"line \d+", line)]
+    if lossless and lossless_rotation_supported(tmp_path):
+        assert got[:-1] == [f"line {i}" for i in range(total)]
+    else:
+        assert numbers == sorted(set(numbers)), "lines out of order or duplicated"
+        # Copy-truncate loses what is written between copy and truncate: little, unless the rotator is
+        # preempted right there (a loaded machine), so only a loose bound.
+        assert len(numbers) >= total // 2
+
+
+async def test_follower_continues_after_a_collapse(tmp_path: Path) -> None:
+    """After a collapse the live file keeps the tail past the copied prefix: continue there, not at 0."""
+    log = tmp_path / "stdout.log"
+    if not lossless_rotation_supported(tmp_path):
+        pytest.skip("filesystem without FALLOC_FL_COLLAPSE_RANGE")
+    _append(log, _lines(1, 2000))  # ~20 KiB: several blocks
+    f = _Follower(log, 1024)
+    assert len(f.start(2000)) == 2000  # read everything, past the prefix a collapse will remove
+    assert rotate_if_needed(log, max_bytes=1)
+    assert 0 < log.stat().st_size < os.stat(log).st_blksize  # the unaligned tail stayed
+    _append(log, _lines(2001, 2003))
+    assert await f.poll() == [b"line 2001", b"line 2002", b"line 2003"]
+    # And when the reader lags behind the prefix, the rest comes from .1, then the live file.
+    _append(log, _lines(2004, 4000))
+    f2 = _Follower(log, 1024)
+    f2.start(0)
+    _append(log, _lines(4001, 4500))
+    assert rotate_if_needed(log, max_bytes=1)
+    _append(log, _lines(4501, 4502))
+    assert await f2.poll() == [f"line {i}".encode() for i in range(4001, 4503)]
+    f.close()
+    f2.close()

@@ -209,7 +209,7 @@ def logs(app: AppContext, name: str, lines: int | None, follow: bool, use_stderr
             _echo_lines(first.get("lines"))
         for note in stream:
             if app.json:
-                print_json_line(note)
+                print_json_line({k: v for k, v in note.items() if k != "subscription"})
             else:
                 _echo_lines(note.get("lines"))
 

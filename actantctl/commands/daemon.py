@@ -186,6 +186,13 @@ def stop(app: AppContext, wait_seconds: float, keep_agents: bool) -> None:
         if time.monotonic() >= deadline:
             raise ClientError(f"actantd is still answering {wait_seconds:g}s after shutdown")
         time.sleep(POLL_SECONDS)
+    # The socket is gone a moment before the process: wait for the pid too, so that a `daemon start` right
+    # after this finds the home's lock free.
+    pid = answer.get("pid")
+    while isinstance(pid, int) and _pid_alive(pid):
+        if time.monotonic() >= deadline:
+            raise ClientError(f"actantd (pid {pid}) is still running {wait_seconds:g}s after shutdown")
+        time.sleep(POLL_SECONDS)
     if app.json:
         print_json({"stopped": True, "pid": answer.get("pid")})
     else:
@@ -202,3 +209,18 @@ def status(app: AppContext) -> None:
         print_json(result)
     else:
         click.echo(daemon_details(result))
+
+
+def _pid_alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (a zombie has released its locks)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -224,23 +224,25 @@ def register_all(dispatcher: Dispatcher, daemon: Daemon) -> None:
         if p.lines < 0:
             raise InvalidParams("lines must be >= 0", lines=p.lines)
         path = m.log_path(p.name, p.stream)
-        lines = await asyncio.to_thread(logs.tail_lines, path, p.lines)
         if not p.follow:
-            return {"lines": lines}
+            return {"lines": await asyncio.to_thread(logs.tail_lines, path, p.lines)}
         if ctx.connection is None:
             raise InvalidParams("follow needs a connection")
         sub = f"log-{next(_ids)}"
         stop = asyncio.Event()
         conn = ctx.connection
+        # One follower serves the tail and the stream, from the same offset, so no line falls in between.
+        stream = logs.follow(path, start_lines=p.lines, stop=stop)
+        lines = await anext(stream)
 
         async def pump() -> None:
-            async for chunk in logs.follow(path, start_lines=0, stop=stop):
+            async for chunk in stream:
                 if not conn.notify("log", {"subscription": sub, "agent": p.name, "stream": p.stream,
                                            "lines": chunk}):  # fmt: skip
                     break
 
         task = asyncio.get_running_loop().create_task(pump())
-        daemon.streams[sub] = (stop, task)
+        daemon.streams[sub] = (stop, task, id(conn))
 
         def closed() -> None:
             stop.set()
@@ -289,12 +291,14 @@ def register_all(dispatcher: Dispatcher, daemon: Daemon) -> None:
 
     async def unsubscribe(params: dict[str, Any], ctx: CallContext) -> Any:
         p = decode_params(params, UnsubscribeP)
-        stream = daemon.streams.pop(p.subscription, None)
-        if stream is not None:
+        owner = id(ctx.connection)
+        stream = daemon.streams.get(p.subscription)
+        if stream is not None and stream[2] == owner:
+            del daemon.streams[p.subscription]
             stream[0].set()
             stream[1].cancel()
             return {"ok": True}
-        return {"ok": daemon.bus.unsubscribe(p.subscription)}
+        return {"ok": daemon.bus.unsubscribe(p.subscription, owner=owner)}
 
     async def query(params: dict[str, Any], ctx: CallContext) -> Any:
         p = decode_params(params, QueryP)

@@ -2,20 +2,26 @@
 
 Agents write their stdout/stderr straight into ``{home}/logs/<name>/{stdout,stderr}.log``, opened
 ``O_APPEND`` (:mod:`.spawn`), so an agent keeps logging while the daemon is down. The daemon cannot make the
-agent reopen its files, so rotation is **copy-truncate**: copy the file to ``.1`` and truncate it to zero;
-the writer's next ``O_APPEND`` write lands at the new end. The price, as with logrotate's ``copytruncate``,
-is that bytes written between the end of the copy and the truncation are lost; the copy runs in the kernel
-(``copy_file_range``) and the truncation follows at once, so that window is tiny.
+agent reopen its files, so rotation is **copy-truncate**: copy the file to ``.1``, then remove what was
+copied from the live file; the writer's next ``O_APPEND`` write lands at the new end.
 
-Rotation order, which :func:`follow` relies on: copy to a hidden temp file, truncate, shift ``.1``→``.2``…,
-rename the temp file to ``.1``. So once a follower sees a new ``.1``, the truncation has happened, and the
-bytes it had not read yet are at its old offset in ``.1``.
+Classic copy-truncate (logrotate's) loses whatever is written between the end of the copy and the
+truncation. Where the filesystem allows (ext4, XFS), we avoid that: copy a block-aligned prefix and remove
+exactly that prefix with ``fallocate(FALLOC_FL_COLLAPSE_RANGE)``, which the kernel serializes with the
+writer's appends, so nothing is lost and nothing is duplicated (the live file keeps the unaligned tail, under
+one block). Elsewhere (tmpfs, btrfs...) we fall back to copy-to-EOF-then-truncate, with its tiny loss window.
+
+Rotation order, which :func:`follow` relies on: copy to a hidden temp file, cut the live file, shift
+``.1``→``.2``…, rename the temp file to ``.1``. So once a follower sees a new ``.1``, the cut has happened,
+and the bytes it had not read yet are at its old offset in ``.1`` (then, after a collapse, in the live file
+at that offset minus the length of ``.1``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import os
 from collections.abc import AsyncIterator
@@ -69,57 +75,102 @@ def backup_path(path: str | os.PathLike[str], n: int) -> Path:
     return path.with_name(f"{path.name}.{n}")
 
 
-def _copy_all(src: int, dst: int, limit: int) -> None:
-    """Copy ``src`` from its offset to EOF into ``dst``, in the kernel where the filesystem allows."""
+def _copy_range(src: int, dst: int, start: int, limit: int) -> int:
+    """Copy ``src[start:start + limit]`` (less at EOF) to ``dst`` at the same offset; returns bytes copied.
+
+    In the kernel (``copy_file_range``) where the filesystem allows, else with pread/pwrite.
+    """
     copied = 0
     try:
         while copied < limit:
-            n = os.copy_file_range(src, dst, min(limit - copied, 1 << 30))
+            n = os.copy_file_range(src, dst, min(limit - copied, 1 << 30), start + copied, start + copied)
             if n == 0:
-                return
+                return copied
             copied += n
-        return
+        return copied
     except OSError as exc:
         if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
             raise
-    # Fallback (e.g. across filesystems on old kernels): plain read/write from where the kernel copy stopped.
     while copied < limit:
-        chunk = os.read(src, min(limit - copied, 1 << 20))
+        chunk = os.pread(src, min(limit - copied, 1 << 20), start + copied)
         if not chunk:
-            return
+            break
         view = memoryview(chunk)
         while view:
-            written = os.write(dst, view)
+            written = os.pwrite(dst, view, start + copied)
             view = view[written:]
-        copied += len(chunk)
+            copied += written
+    return copied
+
+
+FALLOC_FL_COLLAPSE_RANGE = 0x08
+_libc = ctypes.CDLL(None, use_errno=True)
+_fallocate = _libc.fallocate
+_fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+_fallocate.restype = ctypes.c_int
+
+
+def _collapse_prefix(fd: int, length: int) -> bool:
+    """Remove ``fd[0:length]`` in place, shifting the rest down; False where the filesystem cannot."""
+    if _fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, 0, length) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS, errno.EPERM):
+        return False
+    raise OSError(err, f"fallocate(COLLAPSE_RANGE): {os.strerror(err)}")
+
+
+def _aligned_prefix(size: int, block: int) -> int:
+    """The longest block-aligned prefix strictly shorter than ``size`` (a collapse may not reach EOF)."""
+    if block <= 0:
+        return 0
+    return ((size - 1) // block) * block if size > 0 else 0
+
+
+def _cut(fd: int, dst: int | None, size: int, block: int, lossless: bool) -> None:
+    """Copy the live file into ``dst`` (if any) and remove what was copied from it (module docstring)."""
+    prefix = _aligned_prefix(size, block) if lossless else 0
+    if prefix > 0:
+        copied = _copy_range(fd, dst, 0, prefix) if dst is not None else prefix
+        if copied == prefix and _collapse_prefix(fd, prefix):
+            return
+    else:
+        copied = 0
+    if dst is not None:
+        # Copy to EOF as it is *now* (the writer keeps going); the limit only stops a runaway writer from
+        # keeping us copying forever. Truncate at once: what lands in between is the classic loss.
+        _copy_range(fd, dst, copied, size - copied + max(size, _READ_CHUNK))
+    os.ftruncate(fd, 0)
 
 
 def rotate_if_needed(
-    path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES, backups: int = DEFAULT_BACKUPS
+    path: str | os.PathLike[str],
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    backups: int = DEFAULT_BACKUPS,
+    *,
+    lossless: bool = True,
 ) -> bool:
     """Copy-truncate ``path`` once it holds ``max_bytes`` or more; keep ``backups`` old copies (.1 newest).
 
     Returns whether it rotated. A missing file is not an error (the agent has not written yet).
+    ``lossless=False`` forces the plain truncate even where a collapse would work (tests of the fallback).
     """
     path = Path(path)
     try:
-        st = os.stat(path)
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
         return False
-    if st.st_size < max_bytes:
-        return False
-    if backups <= 0:
-        os.truncate(path, 0)
-        return True
     tmp = path.with_name(f".{path.name}.rotating")
-    src = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
+        st = os.fstat(fd)
+        if st.st_size < max_bytes:
+            return False
+        if backups <= 0:
+            _cut(fd, None, st.st_size, st.st_blksize, lossless)
+            return True
         dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, st.st_mode & 0o777)
         try:
-            # Copy to EOF as it is *now* (the writer keeps going); the limit only stops a runaway writer
-            # from keeping us copying forever.
-            _copy_all(src, dst, st.st_size + max(max_bytes, _READ_CHUNK))
-            os.truncate(path, 0)
+            _cut(fd, dst, st.st_size, st.st_blksize, lossless)
         finally:
             os.close(dst)
     except BaseException:
@@ -127,12 +178,25 @@ def rotate_if_needed(
             os.unlink(tmp)
         raise
     finally:
-        os.close(src)
+        os.close(fd)
     for n in range(backups - 1, 0, -1):
         with contextlib.suppress(FileNotFoundError):
             os.replace(backup_path(path, n), backup_path(path, n + 1))
     os.replace(tmp, backup_path(path, 1))
     return True
+
+
+def lossless_rotation_supported(directory: str | os.PathLike[str]) -> bool:
+    """Whether rotation in ``directory`` can collapse instead of truncate (for diagnostics and tests)."""
+    probe = Path(directory) / f".collapse-probe-{os.getpid()}"
+    fd = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        block = os.fstat(fd).st_blksize
+        os.write(fd, b"\0" * (2 * block))
+        return _collapse_prefix(fd, block)
+    finally:
+        os.close(fd)
+        os.unlink(probe)
 
 
 def _tail_fd(fd: int, end: int, n: int, max_line: int) -> list[bytes]:
@@ -261,7 +325,7 @@ class _Follower:
         if b"\n" in data:
             *complete, rest = bytes(self.pending).split(b"\n")
             for line in complete:
-                out.extend(_cut(line, self.max_line))
+                out.extend(_split_long(line, self.max_line))
             self.pending = bytearray(rest)
         while len(self.pending) > self.max_line:
             out.append(bytes(self.pending[: self.max_line]))
@@ -306,11 +370,10 @@ class _Follower:
                 if not rotated:
                     backup = await self._await_backup()
                     rotated = backup is not None and backup != self.backup_ident
-                if rotated:
-                    self._read_missed(out)
-                self._flush_pending(out)
+                # A partial line stays pending: the rotation cut the file, not the writer's line.
+                residual = self._read_missed(out) if rotated else 0
                 self.backup_ident = backup
-                self._seek(0)
+                self._seek(residual if residual > 0 and self._continues_at(residual) else 0)
         self._read(out)
         return out
 
@@ -324,12 +387,14 @@ class _Follower:
             backup = _ident(self.backup)
         return backup
 
-    def _read_missed(self, out: list[bytes]) -> None:
-        """Lines appended after our last read and before the truncation, read back from the backups.
+    def _read_missed(self, out: list[bytes]) -> int:
+        """Read what we had not read before the rotation back from the backups; return the offset left.
 
         The first rotation since our last poll copied our file, so our unread bytes are at our offset in
         that copy; rotations after it (a fast writer, a slow poll) are newer backups, read whole. The first
         one is the oldest backup newer than the ``.1`` we knew (or the oldest left, if that one is gone).
+        After a collapse the live file still holds what followed the copied prefix: our offset minus what the
+        backups held is where we continue in it (checked by :meth:`_continues_at`).
         """
         newer: list[Path] = []
         n = 1
@@ -342,23 +407,32 @@ class _Follower:
             n += 1
         offset = self.offset
         for path in reversed(newer):
-            self._read_file(path, offset, out)
-            offset = 0
+            length = self._read_file(path, offset, out)
+            offset = max(0, offset - length)
+        return offset
 
-    def _read_file(self, path: Path, offset: int, out: list[bytes]) -> None:
+    def _read_file(self, path: Path, offset: int, out: list[bytes]) -> int:
+        """Feed ``path`` from ``offset`` to its end; return its length."""
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            return
+            return 0
         try:
             while data := os.pread(fd, _READ_CHUNK, offset):
                 offset += len(data)
                 self._feed(data, out)
+            return os.fstat(fd).st_size
         finally:
             os.close(fd)
 
+    def _continues_at(self, offset: int) -> bool:
+        """Whether the live file, at ``offset``, is preceded by the bytes we last read (a collapse kept them)."""
+        assert self.fd is not None
+        keep = min(offset, len(self.fingerprint))
+        return keep > 0 and os.pread(self.fd, keep, offset - keep) == self.fingerprint[-keep:]
 
-def _cut(line: bytes, max_line: int) -> list[bytes]:
+
+def _split_long(line: bytes, max_line: int) -> list[bytes]:
     if len(line) <= max_line:
         return [line]
     return [line[i : i + max_line] for i in range(0, len(line), max_line)]
@@ -372,17 +446,17 @@ async def follow(
     interval: float = FOLLOW_INTERVAL,
     max_line: int = MAX_LINE,
 ) -> AsyncIterator[list[str]]:
-    """Yield the last ``start_lines`` lines, then batches of new complete lines until ``stop`` is set.
+    """Yield the last ``start_lines`` lines (always, possibly empty), then batches of new complete lines until
+    ``stop`` is set.
 
     Survives rotation and recreation of the file (see :class:`_Follower`); a file that does not exist yet is
     waited for. The tail and the start of following are taken from the same open file at the same offset,
-    so no line falls between them: prefer ``start_lines=n`` to a separate :func:`tail_lines` call.
+    so no line falls between them: prefer ``start_lines=n`` to a separate :func:`tail_lines` call. The first
+    batch is yielded even when empty so a caller can answer with the tail before streaming the rest.
     """
     follower = _Follower(Path(path), max_line)
     try:
-        first = follower.start(start_lines)
-        if first:
-            yield _decode(first)
+        yield _decode(follower.start(start_lines))
         while not stop.is_set():
             lines = await follower.poll()
             if lines:
