@@ -28,6 +28,7 @@ from typing import Any
 
 import msgspec
 
+from actantd import materialize
 from actantd.config.schema import Template, expand_argv, expand_env
 from actantd.errors import (
     ActantError,
@@ -37,6 +38,7 @@ from actantd.errors import (
     AgentLaunch,
     AgentNotAttached,
     AgentNotFound,
+    DaemonBusy,
     InvalidParams,
     NotSupported,
     WorkspaceInit,
@@ -46,9 +48,8 @@ from actantd.instances.record import InstanceRecord, LastExit, Overrides, new_re
 from actantd.instances.state import ACTIVE, STARTABLE, Status, check_transition
 from actantd.instances.store import InstanceStore, validate_name
 from actantd.journal import Journal
-from actantd.materialize import materialize
 from actantd.paths import Layout
-from actantd.supervisor import exits, health, kill, logs, metrics, policy, spawn
+from actantd.supervisor import exits, health, kill, logs, metrics, policy, procfs, spawn
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ class Manager:
         self.sampler = metrics.MetricsSampler()
         self._background: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self._shutting_down = False
 
     # -- plumbing ------------------------------------------------------------------------------------
 
@@ -173,12 +175,25 @@ class Manager:
         for record in list(self.records.values()):
             if record.status in ACTIVE or record.status in (S.RESTARTING, S.CRASHED):
                 async with self._lock(record.name):
-                    await self._recover(record)
+                    try:
+                        await self._recover(record)
+                    except Exception as exc:  # one bad instance must never keep the daemon from starting
+                        message = exc.message if isinstance(exc, ActantError) else repr(exc)
+                        log.error("instances/%s: recovery failed: %s", record.name, message)
+                        self._event("instance", record.name, event="recoveryFailed", reason=message)
+
+    def _is_our_process(self, record: InstanceRecord) -> bool:
+        """The recorded process is still the one this instance ran: same pid *and* create time, and (for a
+        process we spawned) our instance id in its environment. Anything less is someone else's process."""
+        pid, created = record.pid, record.pid_create_time
+        if pid is None or created is None or pid <= 1 or not exits.is_same_process(pid, created):
+            return False
+        return record.attached or procfs.has_env(pid, f"\0ACTANT_INSTANCE_ID={record.instance_id}\0".encode())
 
     async def _recover(self, record: InstanceRecord) -> None:
         name = record.name
         pid = record.pid
-        alive = pid is not None and exits.is_same_process(pid, record.pid_create_time)
+        alive = self._is_our_process(record)
         if alive and pid is not None and record.status in (S.RUNNING, S.STARTING):
             if record.status is S.STARTING:
                 record = self._transition(record, S.RUNNING, "re-adopted after daemon restart")
@@ -196,6 +211,10 @@ class Manager:
             return
         # The process is gone (or its pid now belongs to someone else): make sure nothing of it lingers.
         await self._kill_leftovers(record)
+        if record.status is S.STOPPING:  # the user was stopping it: it stays stopped
+            self._transition(record, S.STOPPED, "stopped (finished after daemon restart)", pid=None,
+                             pid_create_time=None, stopped_at=utc_now())  # fmt: skip
+            return
         if record.status in ACTIVE:
             record = self._transition(record, S.STOPPED, "process lost", pid=None, pid_create_time=None,
                                       stopped_at=utc_now())  # fmt: skip
@@ -220,7 +239,7 @@ class Manager:
         except msgspec.ValidationError as exc:
             raise InvalidParams(f"overrides: {exc}", agent=name) from exc
         if work_dir is not None:
-            work_dir = str(Path(work_dir).expanduser().absolute())
+            work_dir = str(Path(work_dir).expanduser().resolve())
         async with self._lock(name):
             existing = self.records.get(name)
             if existing is not None:
@@ -234,6 +253,9 @@ class Manager:
             if self.store.exists(name):
                 raise AgentExists(f"instances/{name} exists but is not loaded (see daemon status)", agent=name)
             resolved = self.registry.resolve(template)
+            planned = materialize.plan(resolved)
+            if work_dir is not None:
+                self._check_work_dir(name, Path(work_dir), planned)
             tpl: Template = resolved.template
             base = new_record(
                 name=name,
@@ -243,12 +265,15 @@ class Manager:
                 work_dir=work_dir,
                 overrides=ov,
             )
-            initializing = msgspec.structs.replace(base, status=S.INITIALIZING, updated_at=utc_now())
+            # The Initializing record lists the files before they are written (see materialize.plan).
+            initializing = msgspec.structs.replace(
+                base, status=S.INITIALIZING, updated_at=utc_now(), materialized=sorted(planned)
+            )
 
             def populate(workspace: Path) -> InstanceRecord:
                 self.store.write_at(workspace, initializing)
                 try:
-                    files = materialize(workspace, resolved)
+                    files = materialize.write(workspace, planned)
                 except ActantError:
                     raise
                 except OSError as exc:
@@ -270,18 +295,26 @@ class Manager:
             if force:
                 return False  # idempotent: destroying what is not there succeeds
             raise AgentNotFound(f"no agent named {name!r}", agent=name)
-        if record.status in ACTIVE or record.status is S.RESTARTING:
-            if not force:
-                raise AgentAlreadyRunning(
-                    f"agent {name!r} is {record.status.value}; stop it first or pass --force",
-                    agent=name,
-                    status=record.status.value,
-                )
-            await self.stop(name)
+        self._cancel_restart(name)
         async with self._lock(name):
-            if name not in self.records:
-                return False
+            record = self.records.get(name)
+            if record is None:
+                return False  # destroyed by a call queued ahead of this one
             self._cancel_restart(name)
+            if record.status in ACTIVE or record.status in (S.RESTARTING, S.CRASHED):
+                if not force and record.status is not S.CRASHED:
+                    raise AgentAlreadyRunning(
+                        f"agent {name!r} is {record.status.value}; stop it first or pass --force",
+                        agent=name,
+                        status=record.status.value,
+                    )
+                if record.status in (S.STARTING, S.RUNNING):
+                    record = await self._terminate(record, "destroy requested", None)
+            rt = self._rt.get(name)
+            if rt is not None:
+                self._stop_health(rt)
+                if rt.exit_future is not None and not rt.exit_future.done():
+                    exits.unwatch(rt.exit_future)
             await asyncio.to_thread(self.store.destroy, name)
             shutil.rmtree(self.layout.log_dir(name), ignore_errors=True)
             self.records.pop(name, None)
@@ -290,7 +323,8 @@ class Manager:
                 for task in list(rt.tasks):
                     task.cancel()
             self._event("instance", name, event="destroyed")
-        self._locks.pop(name, None)
+        # The lock stays: a caller may already be waiting on it, and a second lock for the same name would let
+        # two creates run at once.
         return True
 
     async def sync(self, name: str) -> InstanceRecord:
@@ -298,13 +332,39 @@ class Manager:
         async with self._lock(name):
             record = self.get(name)
             resolved = self.registry.resolve(record.template_ref)
-            files = await asyncio.to_thread(materialize, self.workspace(record), resolved)
+            files = await asyncio.to_thread(materialize.materialize, self.workspace(record), resolved)
             if files != record.materialized:
                 record = msgspec.structs.replace(record, materialized=files, updated_at=utc_now())
                 self.store.write(record)
                 self.records[name] = record
             self._event("instance", name, event="synced", files=files)
             return record
+
+    def _check_work_dir(self, name: str, work_dir: Path, planned: dict[str, str]) -> None:
+        """A --work-dir is the user's: Actant takes over nothing in it and never shares it between instances."""
+        if not work_dir.is_dir():
+            raise WorkspaceInit(f"--work-dir {work_dir}: not an existing directory", agent=name, workDir=str(work_dir))
+        home = self.layout.home.resolve()
+        if work_dir == home or home in work_dir.parents or work_dir in home.parents:
+            raise WorkspaceInit(f"--work-dir {work_dir} overlaps Actant's home {home}", agent=name)
+        for other in self.records.values():
+            ws = self.workspace(other).resolve()
+            if work_dir == ws or ws in work_dir.parents or work_dir in ws.parents:
+                raise WorkspaceInit(
+                    f"--work-dir {work_dir} overlaps the workspace of agent {other.name!r}",
+                    agent=name,
+                    other=other.name,
+                )
+        if (work_dir / ".actant.json").exists():
+            raise WorkspaceInit(f"--work-dir {work_dir} already holds an instance (.actant.json)", agent=name)
+        taken = sorted(rel for rel in planned if os.path.lexists(work_dir / rel))
+        if taken:
+            raise WorkspaceInit(
+                f"--work-dir {work_dir} already has {', '.join(taken)}; Actant never overwrites files it did not "
+                "write (move them aside, or use a workspace under Actant's home)",
+                agent=name,
+                files=taken,
+            )
 
     # -- start ---------------------------------------------------------------------------------------
 
@@ -343,7 +403,9 @@ class Manager:
         return policy.RestartTracker(template.restart if template is not None else policy.DEFAULT_POLICY)
 
     async def start(self, name: str, wait: bool = True) -> InstanceRecord:
+        self._refuse_if_shutting_down(name)
         async with self._lock(name):
+            self._refuse_if_shutting_down(name)
             record = self.get(name)
             if record.status in (S.RUNNING, S.STARTING):
                 return record  # idempotent
@@ -374,24 +436,35 @@ class Manager:
             spawned = await asyncio.to_thread(
                 spawn.spawn, argv, self.workspace(record), env, logdir / "stdout.log", logdir / "stderr.log", hint
             )
-        except AgentLaunch as exc:
-            exc.context.setdefault("agent", name)
-            self._transition(record, S.FAILED, exc.message, pid=None, pid_create_time=None)
-            raise
+        except Exception as exc:
+            launch = exc if isinstance(exc, AgentLaunch) else AgentLaunch(f"{name}: could not start: {exc}", agent=name)
+            launch.context.setdefault("agent", name)
+            self._transition(record, S.FAILED, launch.message, pid=None, pid_create_time=None)
+            if launch is exc:
+                raise
+            raise launch from exc
         rt = self._runtime(name)
         rt.started_mono = time.monotonic()
         rt.health_failure = None
         rt.stop_requested = False
-        record = self._transition(
-            record,
-            S.RUNNING,
-            reason,
-            pid=spawned.pid,
-            pid_create_time=spawned.create_time,
-            launched_at=utc_now(),
-            attached=False,
-        )
+        # Watch first: whatever happens next, the child is reaped and its exit seen.
         self._watch(name, spawned.pid, is_child=True, popen=spawned.popen)
+        try:
+            record = self._transition(
+                record,
+                S.RUNNING,
+                reason,
+                pid=spawned.pid,
+                pid_create_time=spawned.create_time,
+                launched_at=utc_now(),
+                attached=False,
+            )
+        except ActantError:
+            # Running could not be persisted (disk full...): a process nobody would know about must not live.
+            await kill.terminate_tree(spawned.pid, instance_id=record.instance_id, timeout=2.0, exited=rt.exit_future)
+            with contextlib.suppress(ActantError):
+                self._transition(record, S.FAILED, "could not record the started process; it was stopped")
+            raise
         self._start_health(record)
         return record
 
@@ -493,11 +566,13 @@ class Manager:
         await asyncio.sleep(delay)  # the backoff itself, not a wait for an event
         async with self._lock(name):
             record = self.records.get(name)
-            if record is None or record.status is not expect:
+            if record is None or record.status is not expect or self._shutting_down:
                 return
             self._runtime(name).restart_task = None
-            with contextlib.suppress(ActantError):
+            try:
                 await self._launch(record, "restarted by policy", restart_count=record.restart_count + 1)
+            except ActantError as exc:  # the launch recorded Failed where it could; say why in any case
+                self._event("instance", name, event="restartFailed", reason=exc.message)
 
     def _cancel_restart(self, name: str) -> None:
         rt = self._rt.get(name)
@@ -529,17 +604,23 @@ class Manager:
         template = self._template(record)
         sig = template.stop_signal_number if template is not None else signal.SIGTERM
         wait = timeout if timeout is not None else (template.stop_timeout_seconds if template else 10.0)
-        await kill.terminate_tree(
-            record.pid, instance_id=record.instance_id, sig=sig, timeout=wait, exited=rt.exit_future
-        )
+        problem = None
+        try:
+            await kill.terminate_tree(
+                record.pid, instance_id=record.instance_id, sig=sig, timeout=wait, exited=rt.exit_future
+            )
+        except Exception as exc:  # never leave an instance in Stopping: record what went wrong instead
+            log.error("%s: stop failed: %r", name, exc)
+            problem = f"stopped, but terminating the process failed: {exc}"
         info = rt.exit_future.result() if rt.exit_future is not None and rt.exit_future.done() else None
         last = LastExit(code=info.code, signal=info.signal, at=utc_now()) if info else record.last_exit
         return self._transition(
-            record, S.STOPPED, "stopped", pid=None, pid_create_time=None, stopped_at=utc_now(), last_exit=last,
-            attached=False,
+            record, S.STOPPED, problem or "stopped", pid=None, pid_create_time=None, stopped_at=utc_now(),
+            last_exit=last, attached=False,
         )  # fmt: skip
 
     async def restart(self, name: str) -> InstanceRecord:
+        self._refuse_if_shutting_down(name)
         await self.stop(name)
         return await self.start(name)
 
@@ -552,6 +633,10 @@ class Manager:
         # A non-root daemon can only signal its own user's processes; root may supervise anyone's.
         if pid in (os.getpid(), 1) or (os.getuid() != 0 and info.uid != os.getuid()):
             raise InvalidParams(f"pid {pid} cannot be supervised by this daemon", agent=name, pid=pid)
+        self._refuse_if_shutting_down(name)
+        owner = next((r.name for r in self.records.values() if r.pid == pid and r.status in ACTIVE), None)
+        if owner is not None and owner != name:
+            raise InvalidParams(f"pid {pid} is already supervised as agent {owner!r}", agent=name, pid=pid)
         async with self._lock(name):
             record = self.get(name)
             if record.status in ACTIVE:
@@ -575,6 +660,7 @@ class Manager:
             if not record.attached or record.status not in ACTIVE:
                 raise AgentNotAttached(f"agent {name!r} is not attached to an external process", agent=name)
             rt = self._runtime(name)
+            self._stop_health(rt)
             if rt.exit_future is not None and not rt.exit_future.done():
                 exits.unwatch(rt.exit_future)
             rt.exit_future = None
@@ -624,17 +710,19 @@ class Manager:
 
     async def _on_unhealthy(self, name: str, pid: int | None, reason: str) -> None:
         """Kill the unhealthy process; its exit then goes through the restart policy like any crash."""
-        record = self.records.get(name)
-        if record is None or record.pid != pid or record.status is not S.RUNNING:
-            return
-        rt = self._runtime(name)
-        rt.health_failure = f"health check failed: {reason}"
-        self._event("health", name, ok=False, reason=reason)
-        template = self._template(record)
-        await kill.terminate_tree(
-            record.pid, instance_id=record.instance_id, timeout=template.stop_timeout_seconds if template else 10.0,
-            exited=rt.exit_future,
-        )  # fmt: skip
+        async with self._lock(name):  # no start or stop can interleave, so only this process is killed
+            record = self.records.get(name)
+            if record is None or record.pid != pid or record.status is not S.RUNNING:
+                return
+            rt = self._runtime(name)
+            rt.health_failure = f"health check failed: {reason}"
+            self._event("health", name, ok=False, reason=reason)
+            template = self._template(record)
+            await kill.terminate_tree(
+                record.pid, instance_id=record.instance_id,
+                sig=template.stop_signal_number if template else signal.SIGTERM,
+                timeout=template.stop_timeout_seconds if template else 10.0, exited=rt.exit_future,
+            )  # fmt: skip
 
     # -- reads ---------------------------------------------------------------------------------------
 
@@ -694,8 +782,17 @@ class Manager:
     async def run_once(self, name: str, prompt: str, timeout: float | None) -> dict[str, Any]:
         raise NotSupported("agent run comes with the materialization work; not supported yet", agent=name)
 
+    def _refuse_if_shutting_down(self, name: str) -> None:
+        if self._shutting_down:
+            raise DaemonBusy(f"actantd is shutting down; {name!r} was not started", agent=name)
+
     async def shutdown(self, stop_agents: bool = True) -> None:
-        """Stop every agent in parallel (so systemd's KillMode=mixed finds nothing left), then stop watching."""
+        """Stop every agent in parallel (so systemd's KillMode=mixed finds nothing left), then stop watching.
+
+        From the first moment no agent may start (a start, restart, attach or policy restart is refused), so
+        nothing outlives a clean exit.
+        """
+        self._shutting_down = True
         if stop_agents:
             names = [r.name for r in self.records.values() if r.status in ACTIVE or r.status is S.RESTARTING]
             await asyncio.gather(*(self.stop(n) for n in names), return_exceptions=True)

@@ -107,7 +107,8 @@ class InstanceStore:
             if not is_valid_name(name) or not path.is_dir():
                 self._quarantine_logged(result, name, "not an instance directory (bad name or not a directory)")
                 continue
-            self._remove_stale_temps(path)
+            with contextlib.suppress(OSError):
+                self._remove_stale_temps(path)
             try:
                 record, migrated = self.read(name)
             except SchemaTooNew as exc:
@@ -117,7 +118,10 @@ class InstanceStore:
                 self._quarantine_logged(result, name, exc.message)
                 continue
             if migrated:
-                self.write(record)
+                try:
+                    self.write(record)
+                except StateWrite as exc:  # keep the migrated record in memory; retry on the next write
+                    log.error("instances/%s: migrated, but could not persist: %s", name, exc.message)
                 result.migrated.append(name)
             result.records[name] = record
         return result
@@ -175,10 +179,11 @@ class InstanceStore:
                 workspace = Path(record.work_dir)
                 if not workspace.is_dir():
                     raise WorkspaceInit(f"--work-dir {workspace}: not an existing directory", workDir=str(workspace))
-                self.write_at(workspace, record)
+                # The staging link comes first: from here on, cleanup (now or after a crash) can find the
+                # workspace and remove exactly the files the record lists.
+                os.symlink(workspace, stage)
                 final = populate(workspace)
                 self.write_at(workspace, final)
-                os.symlink(workspace, stage)
             os.rename(stage, target)
             fsutil.fsync_dir(self.layout.instances)
         except BaseException:
@@ -217,15 +222,17 @@ class InstanceStore:
 
     @staticmethod
     def _remove_inside(root: Path, rel: str) -> None:
-        """Remove one materialized file, refusing anything that resolves outside the workspace."""
-        candidate = (root / rel).resolve()
-        if root.resolve() not in candidate.parents:
+        """Remove one materialized file: the directory entry itself (a symlink is unlinked, never followed),
+        and only when its directory lies inside the workspace."""
+        real_root = root.resolve()
+        candidate = root / rel
+        parent = candidate.parent.resolve()
+        if parent != real_root and real_root not in parent.parents:
             return
-        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
-            candidate.unlink()
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+            os.unlink(parent / candidate.name)
         # Remove the directories Actant created for it (.claude/skills/x/) when they are now empty.
-        parent = candidate.parent
-        while parent != root.resolve() and root.resolve() in parent.parents:
+        while parent != real_root and real_root in parent.parents:
             try:
                 parent.rmdir()
             except OSError:

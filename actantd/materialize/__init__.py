@@ -14,20 +14,37 @@ from actantd.fsutil import atomic_write
 from actantd.materialize import agents_md
 
 
-def materialize(workspace: Path, resolved: Any) -> list[str]:
-    """Write every derived file for ``resolved`` (a resolved template) and return their relative paths."""
-    written: dict[str, str] = {}
+def plan(resolved: Any) -> dict[str, str]:
+    """Every derived file for ``resolved`` (a resolved template): workspace-relative path → content.
+
+    Planning is separate from writing so the record can list the files *before* they exist: whatever moment
+    a create is interrupted, cleanup knows exactly which files are Actant's.
+    """
+    files: dict[str, str] = {}
     template = resolved.template
-    written["AGENTS.md"] = agents_md.render(
+    files["AGENTS.md"] = agents_md.render(
         template.name, list(resolved.prompts), list(resolved.skills), resolved.workflow
     )
     if resolved.backend is not None and resolved.backend.materializer == "claude-code":
-        written["CLAUDE.md"] = "@AGENTS.md\n"
-    for rel, text in written.items():
+        files["CLAUDE.md"] = "@AGENTS.md\n"
+    return files
+
+
+def write(workspace: Path, files: dict[str, str]) -> list[str]:
+    """Write planned files atomically, skipping unchanged ones; returns their sorted relative paths."""
+    for rel, text in files.items():
         path = workspace / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        current = path.read_bytes() if path.exists() else None
         data = text.encode()
+        try:
+            current = path.read_bytes()
+        except FileNotFoundError:
+            current = None
         if current != data:
             atomic_write(path, data)
-    return sorted(written)
+    return sorted(files)
+
+
+def materialize(workspace: Path, resolved: Any) -> list[str]:
+    """Plan and write in one go (sync and hot reload, where the instance already owns its files)."""
+    return write(workspace, plan(resolved))
