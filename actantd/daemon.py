@@ -83,6 +83,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._keep_agents = False
         self._tasks: list[asyncio.Task[Any]] = []
+        self._hup_tasks: set[asyncio.Task[Any]] = set()
 
     def uptime(self) -> float:
         return round(time.monotonic() - self.started, 3)
@@ -126,21 +127,29 @@ class Daemon:
                 entry = self.journal.record("config.error", name, message=f"re-materialize failed: {message}")
                 self.bus.publish(entry)
 
+    def _reload_on_hup(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.configs.reload())
+        self._hup_tasks.add(task)
+        task.add_done_callback(self._hup_tasks.discard)
+
     async def _housekeeping(self) -> None:
         """Log rotation and reaping of orphaned grandchildren (we are their subreaper)."""
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), HOUSEKEEPING_SECONDS)
-            # In a thread: copying a big log must never stall the event loop (an agent that writes fast
-            # must not make the daemon slow).
-            await asyncio.to_thread(self.manager.rotate_logs, LOG_MAX_BYTES, LOG_BACKUPS)
-            self.manager.reap_orphans()
+            try:
+                # In a thread: copying a big log must never stall the event loop (an agent that writes fast
+                # must not make the daemon slow).
+                await asyncio.to_thread(self.manager.rotate_logs, LOG_MAX_BYTES, LOG_BACKUPS)
+                self.manager.reap_orphans()
+            except Exception:  # a failed round must not end rotation and reaping for the daemon's lifetime
+                log.exception("housekeeping round failed")
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_shutdown)
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.configs.reload()))
+        loop.add_signal_handler(signal.SIGHUP, self._reload_on_hup)
         self.journal.daemon_event("started", pid=os.getpid(), version=__version__)
         for issue in self.configs.errors:
             log.warning("config: %s", issue)

@@ -15,6 +15,7 @@ benchmark, which then cleans up in order instead of racing its children.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -28,17 +29,44 @@ from typing import IO
 RUN_ENV = "ACTANT_BENCH_RUN"
 RUN_TOKEN = uuid.uuid4().hex
 
-_STRIP = ("ACTANT_HOME", "ACTANT_CONFIGS", "ACTANT_SOCKET", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID",
-          "LISTEN_FDNAMES", "WATCHDOG_USEC", "SUPERVISOR_ENABLED", "SUPERVISOR_SERVER_URL")  # fmt: skip
+_STRIP = (
+    "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX", "ACTANT_HOME", "ACTANT_CONFIGS", "ACTANT_SOCKET", "NOTIFY_SOCKET",
+    "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC", "SUPERVISOR_ENABLED", "SUPERVISOR_SERVER_URL",
+)  # fmt: skip
+
+
+_pycache: list[Path] = []
+
+
+def use_pycache(directory: Path) -> None:
+    """Give every child a bytecode cache of its own (``PYTHONPYCACHEPREFIX``).
+
+    Interpreters then start as they would from an installed package, with compiled ``.pyc`` files, even
+    where ``PYTHONDONTWRITEBYTECODE`` is set or the checkout has no ``__pycache__``; and nothing is written
+    next to the sources. The same applies to supervisord and supervisorctl.
+    """
+    _pycache[:] = [directory]
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Our environment without anything that would point a child at another daemon, plus the run mark."""
     env = {k: v for k, v in os.environ.items() if k not in _STRIP}
     env[RUN_ENV] = RUN_TOKEN
+    if _pycache:
+        env["PYTHONPYCACHEPREFIX"] = str(_pycache[0])
     if extra:
         env.update(extra)
     return env
+
+
+PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, not in the forked child
+
+
+def _term_with_parent() -> None:
+    """In the child before exec: SIGTERM it if the benchmark dies, even by SIGKILL (daemons then shut down
+    cleanly and stop their agents). Only async-signal-safe work here: one prctl call."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 class Procs:
@@ -63,7 +91,7 @@ class Procs:
                 out = handle
             proc = subprocess.Popen(
                 list(argv), env=dict(env) if env is not None else child_env(), stdin=subprocess.DEVNULL,
-                stdout=out, stderr=out, cwd=cwd, start_new_session=True,
+                stdout=out, stderr=out, cwd=cwd, start_new_session=True, preexec_fn=_term_with_parent,
             )  # fmt: skip
         finally:
             if handle is not None:
@@ -158,6 +186,9 @@ def install_signal_handlers() -> None:
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, interrupted)
+    # A shell without job control starts background commands with SIGINT ignored; a benchmark must stay
+    # interruptible (and clean up) whoever started it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @contextlib.contextmanager
@@ -183,6 +214,25 @@ def rss_bytes(pid: int) -> int:
             if line.startswith(b"VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise ProcessLookupError(pid)
+
+
+def rss_split(pid: int) -> tuple[int, int]:
+    """(anonymous, file-backed) resident bytes: heap and stacks vs mapped interpreter and extension modules."""
+    values = {}
+    with open(f"/proc/{pid}/status", "rb") as fh:
+        for line in fh:
+            if line.startswith((b"RssAnon:", b"RssFile:", b"RssShmem:")):
+                key, value = line.split()[:2]
+                values[key] = int(value) * 1024
+    return values.get(b"RssAnon:", 0), values.get(b"RssFile:", 0) + values.get(b"RssShmem:", 0)
+
+
+def thread_count(pid: int) -> int:
+    with open(f"/proc/{pid}/status", "rb") as fh:
+        for line in fh:
+            if line.startswith(b"Threads:"):
+                return int(line.split()[1])
+    return 0
 
 
 def pid_alive(pid: int) -> bool:
