@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import fcntl
 import logging
 import os
@@ -41,6 +42,7 @@ LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUPS = 3
 CONFIG_DEBOUNCE_MS = 50
 SOCKET_PATH_MAX = 107
+M_ARENA_MAX = -8  # glibc mallopt parameter
 
 
 class AlreadyRunning(Exception):
@@ -179,6 +181,19 @@ class Daemon:
         return 0
 
 
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's malloc arenas before any worker thread exists.
+
+    State writes and spawns run in worker threads; glibc gives each thread its own arena (up to 8 per core),
+    and freed memory in those arenas is rarely returned, so the RSS creeps up under churn. Two arenas keep
+    the daemon's memory flat at no measurable cost to throughput (the threads mostly wait on fsync).
+    Same effect as ``MALLOC_ARENA_MAX=2``; a no-op on other C libraries.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None)
+        libc.mallopt(M_ARENA_MAX, arenas)
+
+
 def build_layout(home: str | None, configs: str | None, socket: str | None) -> Layout:
     home_path = Path(home).expanduser().absolute() if home else default_home()
     configs_path = Path(configs).expanduser().absolute() if configs else default_configs()
@@ -216,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     if seed_configs(layout.configs):
         log.info("seeded configs at %s from the bundled examples", layout.configs)
     set_child_subreaper()
+    limit_malloc_arenas()
     import uvloop
 
     try:

@@ -242,6 +242,10 @@ class Journal:
             if str(mode).lower() != "wal":
                 log.warning("journal %s: WAL mode refused (got %s); continuing", self.path, mode)
             conn.execute("PRAGMA synchronous = NORMAL")
+            # History is written far more than read: a small page cache keeps the daemon's RSS flat as the
+            # journal grows (the default is 2 MiB), and temp b-trees of queries stay in files, not memory.
+            conn.execute("PRAGMA cache_size = -256")
+            conn.execute("PRAGMA temp_store = FILE")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise _Unusable(f"schema version {version} is newer than {SCHEMA_VERSION}")

@@ -144,11 +144,16 @@ class Manager:
         entry = self.journal.record(type_, agent, **data)
         self._publish(entry)
 
-    def _transition(self, record: InstanceRecord, to: Status, reason: str, **changes: Any) -> InstanceRecord:
-        """Check, persist, journal, publish — in that order. A failed write changes nothing."""
+    async def _transition(self, record: InstanceRecord, to: Status, reason: str, **changes: Any) -> InstanceRecord:
+        """Check, persist, journal, publish — in that order. A failed write changes nothing.
+
+        The write (two fsyncs) runs in a worker thread: the caller holds the instance's lock, so the order of
+        one instance's transitions is kept, while fsyncs of different instances overlap (the filesystem
+        commits them together) and reads never wait behind a disk flush.
+        """
         check_transition(record.status, to, name=record.name)
         new = msgspec.structs.replace(record, status=to, reason=reason, updated_at=utc_now(), **changes)
-        self.store.write(new)
+        await asyncio.to_thread(self.store.write, new)
         self.records[record.name] = new
         entry = self.journal.transition(record.name, record.status.value, to.value, reason)
         self._publish(entry)
@@ -196,7 +201,7 @@ class Manager:
         alive = self._is_our_process(record)
         if alive and pid is not None and record.status in (S.RUNNING, S.STARTING):
             if record.status is S.STARTING:
-                record = self._transition(record, S.RUNNING, "re-adopted after daemon restart")
+                record = await self._transition(record, S.RUNNING, "re-adopted after daemon restart")
             else:
                 self._event("instance", name, event="adopted", pid=record.pid)
             rt = self._runtime(name)
@@ -212,16 +217,16 @@ class Manager:
         # The process is gone (or its pid now belongs to someone else): make sure nothing of it lingers.
         await self._kill_leftovers(record)
         if record.status is S.STOPPING:  # the user was stopping it: it stays stopped
-            self._transition(record, S.STOPPED, "stopped (finished after daemon restart)", pid=None,
+            await self._transition(record, S.STOPPED, "stopped (finished after daemon restart)", pid=None,
                              pid_create_time=None, stopped_at=utc_now())  # fmt: skip
             return
         if record.status in ACTIVE:
-            record = self._transition(record, S.STOPPED, "process lost", pid=None, pid_create_time=None,
+            record = await self._transition(record, S.STOPPED, "process lost", pid=None, pid_create_time=None,
                                       stopped_at=utc_now())  # fmt: skip
         elif record.status is S.RESTARTING:
-            record = self._transition(record, S.STOPPED, "daemon restarted during restart backoff")
+            record = await self._transition(record, S.STOPPED, "daemon restarted during restart backoff")
         else:  # Crashed: a restart that was never scheduled
-            record = self._transition(record, S.STOPPED, "daemon restarted before the crash was handled")
+            record = await self._transition(record, S.STOPPED, "daemon restarted before the crash was handled")
         template = self._template(record)
         if template is not None and not record.attached and template.restart.policy != "Never":
             rt = self._runtime(name)
@@ -428,9 +433,9 @@ class Manager:
             argv, env, hint = self._command(record)
         except ActantError as exc:
             if record.status is S.RESTARTING:
-                self._transition(record, S.FAILED, exc.message)
+                await self._transition(record, S.FAILED, exc.message)
             raise
-        record = self._transition(record, S.STARTING, reason, **changes)
+        record = await self._transition(record, S.STARTING, reason, **changes)
         logdir = self.layout.log_dir(name)
         try:
             spawned = await asyncio.to_thread(
@@ -439,7 +444,7 @@ class Manager:
         except Exception as exc:
             launch = exc if isinstance(exc, AgentLaunch) else AgentLaunch(f"{name}: could not start: {exc}", agent=name)
             launch.context.setdefault("agent", name)
-            self._transition(record, S.FAILED, launch.message, pid=None, pid_create_time=None)
+            await self._transition(record, S.FAILED, launch.message, pid=None, pid_create_time=None)
             if launch is exc:
                 raise
             raise launch from exc
@@ -450,7 +455,7 @@ class Manager:
         # Watch first: whatever happens next, the child is reaped and its exit seen.
         self._watch(name, spawned.pid, is_child=True, popen=spawned.popen)
         try:
-            record = self._transition(
+            record = await self._transition(
                 record,
                 S.RUNNING,
                 reason,
@@ -463,7 +468,7 @@ class Manager:
             # Running could not be persisted (disk full...): a process nobody would know about must not live.
             await kill.terminate_tree(spawned.pid, instance_id=record.instance_id, timeout=2.0, exited=rt.exit_future)
             with contextlib.suppress(ActantError):
-                self._transition(record, S.FAILED, "could not record the started process; it was stopped")
+                await self._transition(record, S.FAILED, "could not record the started process; it was stopped")
             raise
         self._start_health(record)
         return record
@@ -522,31 +527,33 @@ class Manager:
             last = LastExit(code=info.code, signal=info.signal, at=utc_now())
             gone = {"pid": None, "pid_create_time": None, "last_exit": last, "stopped_at": utc_now()}
             if record.attached:
-                self._transition(record, S.STOPPED, "attached process exited", attached=False, **gone)
+                await self._transition(record, S.STOPPED, "attached process exited", attached=False, **gone)
                 return
             template = self._template(record)
             uptime = time.monotonic() - rt.started_mono
             what = rt.health_failure or _describe_exit(info)
             if record.launch_mode == "OneShot" and info.code == 0:
-                record = self._transition(record, S.STOPPED, "completed (exit code 0)", **gone)
+                record = await self._transition(record, S.STOPPED, "completed (exit code 0)", **gone)
                 await self._kill_leftovers(record)
                 return
             tracker = rt.tracker or self._tracker(record)
             rt.tracker = tracker
             decision = tracker.on_exit(code=info.code, signal=info.signal, uptime=uptime, requested=False)
             if info.code == 0 and rt.health_failure is None:
-                record = self._transition(record, S.STOPPED, "exited cleanly (code 0)", **gone)
+                record = await self._transition(record, S.STOPPED, "exited cleanly (code 0)", **gone)
                 await self._kill_leftovers(record)
                 if decision.restart:
                     self._schedule_restart(name, decision.delay_seconds, S.STOPPED)
                 return
-            record = self._transition(record, S.CRASHED, what, **gone)
+            record = await self._transition(record, S.CRASHED, what, **gone)
             await self._kill_leftovers(record)
             if decision.restart:
-                record = self._transition(record, S.RESTARTING, f"{what}; restarting in {decision.delay_seconds:.2f}s")
+                record = await self._transition(
+                    record, S.RESTARTING, f"{what}; restarting in {decision.delay_seconds:.2f}s"
+                )
                 self._schedule_restart(name, decision.delay_seconds, S.RESTARTING)
             elif decision.give_up:
-                self._transition(record, S.FAILED, f"{decision.reason} (last: {what})")
+                await self._transition(record, S.FAILED, f"{decision.reason} (last: {what})")
             del template
 
     async def _kill_leftovers(self, record: InstanceRecord) -> None:
@@ -589,7 +596,7 @@ class Manager:
             self._cancel_restart(name)
             record = self.get(name)
             if record.status in (S.RESTARTING, S.CRASHED):
-                return self._transition(record, S.STOPPED, "stop requested (pending restart cancelled)")
+                return await self._transition(record, S.STOPPED, "stop requested (pending restart cancelled)")
             if record.status not in (S.STARTING, S.RUNNING):
                 return record  # idempotent
             return await self._terminate(record, "stop requested", timeout)
@@ -597,7 +604,7 @@ class Manager:
     async def _terminate(self, record: InstanceRecord, reason: str, timeout: float | None) -> InstanceRecord:
         name = record.name
         if record.status is not S.STOPPING:
-            record = self._transition(record, S.STOPPING, reason)
+            record = await self._transition(record, S.STOPPING, reason)
         rt = self._runtime(name)
         rt.stop_requested = True
         self._stop_health(rt)
@@ -614,7 +621,7 @@ class Manager:
             problem = f"stopped, but terminating the process failed: {exc}"
         info = rt.exit_future.result() if rt.exit_future is not None and rt.exit_future.done() else None
         last = LastExit(code=info.code, signal=info.signal, at=utc_now()) if info else record.last_exit
-        return self._transition(
+        return await self._transition(
             record, S.STOPPED, problem or "stopped", pid=None, pid_create_time=None, stopped_at=utc_now(),
             last_exit=last, attached=False,
         )  # fmt: skip
@@ -644,10 +651,10 @@ class Manager:
                     raise AgentAlreadyAttached(f"agent {name!r} is already attached to pid {record.pid}", agent=name)
                 raise AgentAlreadyRunning(f"agent {name!r} is already running (pid {record.pid})", agent=name)
             self._cancel_restart(name)
-            record = self._transition(record, S.STARTING, f"attach to pid {pid}")
+            record = await self._transition(record, S.STARTING, f"attach to pid {pid}")
             rt = self._runtime(name)
             rt.started_mono = time.monotonic() - _uptime_of(pid)
-            record = self._transition(
+            record = await self._transition(
                 record, S.RUNNING, f"attached to pid {pid}", pid=pid, pid_create_time=info.create_time,
                 attached=True, launched_at=utc_now(),
             )  # fmt: skip
@@ -664,7 +671,7 @@ class Manager:
             if rt.exit_future is not None and not rt.exit_future.done():
                 exits.unwatch(rt.exit_future)
             rt.exit_future = None
-            return self._transition(
+            return await self._transition(
                 record, S.STOPPED, f"detached from pid {record.pid}", pid=None, pid_create_time=None,
                 attached=False, stopped_at=utc_now(),
             )  # fmt: skip
