@@ -412,14 +412,17 @@ class Manager:
         async with self._lock(name):
             self._refuse_if_shutting_down(name)
             record = self.get(name)
-            if record.status in (S.RUNNING, S.STARTING):
+            rt = self._runtime(name)
+            live = rt.exit_future is not None and not rt.exit_future.done()
+            if record.status is S.RUNNING or (record.status is S.STARTING and live):
                 return record  # idempotent
             if record.status is S.STOPPING:
                 raise AgentAlreadyRunning(f"agent {name!r} is stopping; try again when it has stopped", agent=name)
-            if record.status not in STARTABLE and record.status is not S.RESTARTING:
+            # A Starting with no process behind it is left over from a launch whose failure could not be
+            # recorded (disk full): starting again is how the user recovers it.
+            if record.status not in STARTABLE and record.status not in (S.RESTARTING, S.STARTING):
                 raise AgentLaunch(f"agent {name!r} is {record.status.value} and cannot start", agent=name)
             self._cancel_restart(name)
-            rt = self._runtime(name)
             rt.tracker = self._tracker(record)
             record = await self._launch(record, "start requested")
         if wait:
@@ -435,7 +438,8 @@ class Manager:
             if record.status is S.RESTARTING:
                 await self._transition(record, S.FAILED, exc.message)
             raise
-        record = await self._transition(record, S.STARTING, reason, **changes)
+        if record.status is not S.STARTING:
+            record = await self._transition(record, S.STARTING, reason, **changes)
         logdir = self.layout.log_dir(name)
         try:
             spawned = await asyncio.to_thread(

@@ -8,6 +8,8 @@ one shape defined in one place.
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,8 @@ from actantd.config.schema import Backend, Config, Kind, McpServer, Template
 from actantd.config.store import load_registry, validate_file
 from actantd.config.watch import ConfigWatcher, ReloadCallback
 from actantd.errors import ConfigNotFound, ConfigValidation, InvalidParams
+
+MAX_CONFIG_BYTES = 1024 * 1024
 
 _KIND_NOT_FOUND = {
     "skill": "skill",
@@ -82,8 +86,20 @@ class ConfigService:
         return config, self.registry.relative_source(k, name)
 
     def validate_file(self, path: Path) -> list[ConfigIssue]:
+        """Validate one file a client names. Only a regular file of sane size is read: the path comes from
+        the socket, and ``/dev/zero`` or a FIFO must not eat the daemon's memory or wedge it."""
         if not path.is_absolute():
             raise InvalidParams(f"path must be absolute, got {str(path)!r}", path=str(path))
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise InvalidParams(f"{path}: {exc.strerror}", path=str(path)) from exc
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidParams(f"{path}: not a regular file", path=str(path))
+        if st.st_size > MAX_CONFIG_BYTES:
+            raise InvalidParams(
+                f"{path}: {st.st_size} bytes; a config file may hold at most {MAX_CONFIG_BYTES}", path=str(path)
+            )
         return validate_file(path, self.registry)
 
     def validate_all(self) -> tuple[list[ConfigIssue], list[ConfigIssue]]:

@@ -153,7 +153,7 @@ def register_all(dispatcher: Dispatcher, daemon: Daemon) -> None:
 
     async def template_validate(params: dict[str, Any], ctx: CallContext) -> Any:
         p = decode_params(params, PathP)
-        issues = daemon.configs.validate_file(Path(p.path))
+        issues = await asyncio.to_thread(daemon.configs.validate_file, Path(p.path))
         errors = [str(i) for i in issues]
         return {"valid": not errors, "errors": errors, "warnings": []}
 
