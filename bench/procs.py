@@ -1,12 +1,15 @@
 """Every process the benchmarks start, and the guarantee that none outlives the run.
 
-Two layers, so that a crash of the benchmark itself (or Ctrl-C at any moment) still leaves nothing behind:
+Three layers, so that a failure of the benchmark itself, Ctrl-C, or even a SIGKILL of it leaves nothing behind:
 
-* :class:`Procs` keeps the :class:`subprocess.Popen` of each long-lived process (daemons, supervisord,
-  load generators) and stops them politely on :meth:`Procs.close` (SIGTERM, bounded wait, SIGKILL);
+* :class:`Procs` keeps the :class:`subprocess.Popen` of each long-lived process (daemons, supervisord) and
+  stops them politely on :meth:`Procs.close` (SIGTERM, bounded wait, SIGKILL); the runner closes it after
+  every benchmark, whatever happened;
 * every process we start gets ``ACTANT_BENCH_RUN=<token>`` in its environment, which agents and supervisord
   programs inherit, so :func:`sweep` finds and SIGKILLs anything of this run still alive, whoever its parent
-  is now (agents live in their own sessions and outlive a SIGKILLed daemon by design).
+  is now (agents live in their own sessions and outlive a SIGKILLed daemon by design);
+* long-lived processes get ``PR_SET_PDEATHSIG=SIGTERM``: if the benchmark is killed outright, the daemons
+  shut down cleanly and stop their agents on their own.
 
 Long-lived processes are started in their own session, so a Ctrl-C in the terminal reaches only the
 benchmark, which then cleans up in order instead of racing its children.
