@@ -43,6 +43,7 @@ LOG_BACKUPS = 3
 CONFIG_DEBOUNCE_MS = 50
 SOCKET_PATH_MAX = 107
 M_ARENA_MAX = -8  # glibc mallopt parameter
+TRIM_EVERY_ROUNDS = 10
 
 
 class AlreadyRunning(Exception):
@@ -135,8 +136,11 @@ class Daemon:
         task.add_done_callback(self._hup_tasks.discard)
 
     async def _housekeeping(self) -> None:
-        """Log rotation and reaping of orphaned grandchildren (we are their subreaper)."""
+        """Log rotation, reaping of orphaned grandchildren (we are their subreaper), and returning freed heap
+        memory to the system now and then."""
+        rounds = 0
         while not self._stop.is_set():
+            rounds += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), HOUSEKEEPING_SECONDS)
             try:
@@ -144,6 +148,8 @@ class Daemon:
                 # must not make the daemon slow).
                 await asyncio.to_thread(self.manager.rotate_logs, LOG_MAX_BYTES, LOG_BACKUPS)
                 self.manager.reap_orphans()
+                if rounds % TRIM_EVERY_ROUNDS == 0:
+                    trim_heap()
             except Exception:  # a failed round must not end rotation and reaping for the daemon's lifetime
                 log.exception("housekeeping round failed")
 
@@ -192,6 +198,17 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None)
         libc.mallopt(M_ARENA_MAX, arenas)
+
+
+def trim_heap() -> None:
+    """``malloc_trim(0)``: hand freed heap pages back to the kernel.
+
+    Under start/stop churn the heap is freed in small scattered pieces that glibc keeps; trimming every few
+    seconds keeps the daemon's RSS flat (DESIGN §12: flat over a 10-minute churn). It takes well under a
+    millisecond. A no-op on other C libraries.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def build_layout(home: str | None, configs: str | None, socket: str | None) -> Layout:
