@@ -1,0 +1,5 @@
+"""``make bench`` runs ``python -m bench``; see :mod:`bench.runner`."""
+
+from bench.runner import main
+
+raise SystemExit(main())
