@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from actantctl.client import DEFAULT_TIMEOUT, Client
+from actantctl.output import print_json
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,6 +37,13 @@ class AppContext:
         """One request on a fresh connection: what almost every command needs."""
         with self.client(timeout) as client:
             return client.call(method, params)
+
+    def emit(self, result: Any, human: str) -> None:
+        """The one output rule of a command: its result as one JSON document with --json, else ``human``."""
+        if self.json:
+            print_json(result)
+        else:
+            click.echo(human)
 
 
 pass_app = click.make_pass_decorator(AppContext)

@@ -99,10 +99,7 @@ def list_(app: AppContext, status: str | None, template: str | None) -> None:
 def status(app: AppContext, name: str) -> None:
     """Show an agent's state, process figures and last exit."""
     result = app.call("agent.status", {"name": name})
-    if app.json:
-        print_json(result)
-    else:
-        click.echo(agent_details(_agent_of(result)))
+    app.emit(result, agent_details(_agent_of(result)))
 
 
 @agent.command()
@@ -137,10 +134,7 @@ def stop(app: AppContext, name: str, stop_timeout: float | None) -> None:
         params["timeoutSeconds"] = stop_timeout
     wait = LIFECYCLE_TIMEOUT if stop_timeout is None else stop_timeout + MARGIN
     result = app.call("agent.stop", params, timeout=wait)
-    if app.json:
-        print_json(result)
-    else:
-        click.echo(f"stopped {name}")
+    app.emit(result, f"stopped {name}")
 
 
 @agent.command()
@@ -151,10 +145,7 @@ def restart(app: AppContext, name: str) -> None:
     """Stop an agent if it runs, then start it again."""
     progress(f"restarting {name}…")
     result = app.call("agent.restart", {"name": name}, timeout=LIFECYCLE_TIMEOUT)
-    if app.json:
-        print_json(result)
-    else:
-        click.echo(f"restarted {name} (pid {text(_agent_of(result).get('pid'))})")
+    app.emit(result, f"restarted {name} (pid {text(_agent_of(result).get('pid'))})")
 
 
 @agent.command()
@@ -251,10 +242,7 @@ def run(app: AppContext, name: str, prompt: str, run_timeout: float | None) -> N
 def sync(app: AppContext, name: str) -> None:
     """Rebuild the agent's workspace files from the current configs."""
     result = app.call("agent.sync", {"name": name}, timeout=LIFECYCLE_TIMEOUT)
-    if app.json:
-        print_json(result)
-    else:
-        click.echo(f"synced {name}")
+    app.emit(result, f"synced {name}")
 
 
 @agent.command()
@@ -265,10 +253,7 @@ def sync(app: AppContext, name: str) -> None:
 def attach(app: AppContext, name: str, pid: int) -> None:
     """Supervise a process Actant did not start."""
     result = app.call("agent.attach", {"name": name, "pid": pid})
-    if app.json:
-        print_json(result)
-    else:
-        click.echo(f"attached {name} to pid {pid}")
+    app.emit(result, f"attached {name} to pid {pid}")
 
 
 @agent.command()
@@ -278,10 +263,7 @@ def attach(app: AppContext, name: str, pid: int) -> None:
 def detach(app: AppContext, name: str) -> None:
     """Stop supervising the agent's process without killing it."""
     result = app.call("agent.detach", {"name": name})
-    if app.json:
-        print_json(result)
-    else:
-        click.echo(f"detached {name}")
+    app.emit(result, f"detached {name}")
 
 
 @agent.command("open")

@@ -38,10 +38,7 @@ def catalog_group(kind: str, plural: str) -> click.Group:
     @pass_app
     def show(app: AppContext, name: str) -> None:
         result = app.call(f"{kind}.get", {"name": name})
-        if app.json:
-            print_json(result)
-        else:
-            click.echo(item_details(result.get("item") or {}, result.get("file")))
+        app.emit(result, item_details(result.get("item") or {}, result.get("file")))
 
     return group
 
@@ -62,10 +59,7 @@ def validate(app: AppContext, file: str) -> None:
     """Check a template file against the schema and the configs it references."""
     path = os.path.abspath(file)  # the daemon's working directory is not ours
     result = app.call("template.validate", {"path": path})
-    if app.json:
-        print_json(result)
-    else:
-        click.echo(validation_report(result, file))
+    app.emit(result, validation_report(result, file))
     problem = invalid_reason(result, file)
     if problem:
         raise Failure(problem)

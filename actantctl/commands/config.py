@@ -24,10 +24,7 @@ def config() -> None:
 def validate(app: AppContext) -> None:
     """Check every config file; exit 1 if any is invalid."""
     result = app.call("config.validate")
-    if app.json:
-        print_json(result)
-    else:
-        click.echo(validation_report(result, SUBJECT))
+    app.emit(result, validation_report(result, SUBJECT))
     problem = invalid_reason(result, SUBJECT)
     if problem:
         raise Failure(problem)

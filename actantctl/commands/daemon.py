@@ -172,10 +172,7 @@ def stop(app: AppContext, wait_seconds: float, keep_agents: bool) -> None:
     """Ask actantd to shut down (stopping its agents first) and wait until it has."""
     answer = ping(app)
     if answer is None:
-        if app.json:
-            print_json({"stopped": False, "running": False})
-        else:
-            click.echo("actantd is not running")
+        app.emit({"stopped": False, "running": False}, "actantd is not running")
         return
     try:
         app.call("daemon.shutdown", {"keepAgents": True} if keep_agents else {}, timeout=wait_seconds)
@@ -193,10 +190,7 @@ def stop(app: AppContext, wait_seconds: float, keep_agents: bool) -> None:
         if time.monotonic() >= deadline:
             raise ClientError(f"actantd (pid {pid}) is still running {wait_seconds:g}s after shutdown")
         time.sleep(POLL_SECONDS)
-    if app.json:
-        print_json({"stopped": True, "pid": answer.get("pid")})
-    else:
-        click.echo(f"stopped actantd (pid {text(answer.get('pid'))})")
+    app.emit({"stopped": True, "pid": answer.get("pid")}, f"stopped actantd (pid {text(answer.get('pid'))})")
 
 
 @daemon.command()
@@ -205,10 +199,7 @@ def stop(app: AppContext, wait_seconds: float, keep_agents: bool) -> None:
 def status(app: AppContext) -> None:
     """Show the daemon's state; exits 3 when it is not running."""
     result = app.call("daemon.status")
-    if app.json:
-        print_json(result)
-    else:
-        click.echo(daemon_details(result))
+    app.emit(result, daemon_details(result))
 
 
 def _pid_alive(pid: int) -> bool:
