@@ -499,9 +499,9 @@ class Manager:
             return  # stopped (or restarted) on purpose meanwhile: not a failed start
         tail = logs.tail_lines(self.layout.log_dir(name) / "stderr.log", 10)
         raise AgentLaunch(
-            f"agent {name!r} exited right after start ({_describe_exit(info)})",
+            f"agent {name!r} exited right after start ({info.describe()})",
             agent=name,
-            reason=_describe_exit(info),
+            reason=info.describe(),
             status=current.status.value if current else None,
             stderrTail=tail,
         )
@@ -535,7 +535,7 @@ class Manager:
                 return
             template = self._template(record)
             uptime = time.monotonic() - rt.started_mono
-            what = rt.health_failure or _describe_exit(info)
+            what = rt.health_failure or info.describe()
             if record.launch_mode == "OneShot" and info.code == 0:
                 record = await self._transition(record, S.STOPPED, "completed (exit code 0)", **gone)
                 await self._kill_leftovers(record)
@@ -818,18 +818,6 @@ class Manager:
                 task.cancel()
         for task in list(self._background):
             task.cancel()
-
-
-def _describe_exit(info: exits.ExitInfo) -> str:
-    if info.signal is not None:
-        try:
-            name = signal.Signals(info.signal).name
-        except ValueError:
-            name = str(info.signal)
-        return f"killed by {name}"
-    if info.code is None:
-        return "exited (status unknown: not our child)"
-    return f"exited with code {info.code}"
 
 
 def _uptime_of(pid: int) -> float:
