@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import fcntl
 import logging
 import os
@@ -28,6 +27,7 @@ from actantd.config.watch import Reload
 from actantd.errors import ActantError
 from actantd.events import EventBus
 from actantd.journal import Journal
+from actantd.libc import libc
 from actantd.manager import Manager
 from actantd.paths import Layout, default_configs, default_home, resolve_socket
 from actantd.rpc.methods import MUTATING, register_all
@@ -196,8 +196,7 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
     Same effect as ``MALLOC_ARENA_MAX=2``; a no-op on other C libraries.
     """
     with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None)
-        libc.mallopt(M_ARENA_MAX, arenas)
+        libc().mallopt(M_ARENA_MAX, arenas)
 
 
 def trim_heap() -> None:
@@ -208,7 +207,7 @@ def trim_heap() -> None:
     millisecond. A no-op on other C libraries.
     """
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).malloc_trim(0)
+        libc().malloc_trim(0)
 
 
 def build_layout(home: str | None, configs: str | None, socket: str | None) -> Layout:

@@ -385,7 +385,7 @@ class Manager:
             )
         workspace = str(self.workspace(record))
         values = {"python": self.python, "workspace": workspace, "name": record.name,
-                  "configs": str(self.registry_dir())}  # fmt: skip
+                  "configs": str(self.layout.configs)}  # fmt: skip
         env = {k: v for k, v in os.environ.items() if k not in _DAEMON_ONLY_ENV}
         if backend is not None:
             env.update(expand_env(backend.env, **values))
@@ -399,9 +399,6 @@ class Manager:
         )
         hint = backend.install if backend is not None else None
         return expand_argv(argv, **values), env, hint
-
-    def registry_dir(self) -> Path:
-        return self.layout.configs
 
     def _tracker(self, record: InstanceRecord) -> policy.RestartTracker:
         template = self._template(record)
@@ -657,7 +654,7 @@ class Manager:
             self._cancel_restart(name)
             record = await self._transition(record, S.STARTING, f"attach to pid {pid}")
             rt = self._runtime(name)
-            rt.started_mono = time.monotonic() - _uptime_of(pid)
+            rt.started_mono = time.monotonic() - max(0.0, time.time() - info.create_time)
             record = await self._transition(
                 record, S.RUNNING, f"attached to pid {pid}", pid=pid, pid_create_time=info.create_time,
                 attached=True, launched_at=utc_now(),

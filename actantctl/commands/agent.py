@@ -85,11 +85,8 @@ def list_(app: AppContext, status: str | None, template: str | None) -> None:
     """List agents."""
     params = {k: v for k, v in (("status", status), ("template", template)) if v is not None}
     result = app.call("agent.list", params)
-    if app.json:
-        print_json(result)
-        return
     agents = result.get("agents") or []
-    click.echo(agent_table(agents) if agents else "no agents")
+    app.emit(result, agent_table(agents) if agents else "no agents")
 
 
 @agent.command()

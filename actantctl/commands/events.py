@@ -16,7 +16,7 @@ import click
 
 from actantctl.commands.completion import complete_agents
 from actantctl.context import AppContext, json_option, pass_app
-from actantctl.output import print_json, print_json_line
+from actantctl.output import print_json_line
 from actantctl.views import event_line, event_table
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
@@ -69,11 +69,8 @@ def events(
         query["limit"] = limit
     if not follow:
         result = app.call("events.query", query)
-        if app.json:
-            print_json(result)
-        else:
-            items = result.get("events") or []
-            click.echo(event_table(items) if items else "no events")
+        items = result.get("events") or []
+        app.emit(result, event_table(items) if items else "no events")
         return
     with contextlib.suppress(KeyboardInterrupt):
         stream = app.client().stream("events.subscribe", filters, "event")

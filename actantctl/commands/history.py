@@ -12,7 +12,6 @@ import click
 
 from actantctl.commands.completion import complete_agents
 from actantctl.context import AppContext, json_option, pass_app
-from actantctl.output import print_json
 from actantctl.views import event_table
 
 HISTORY_TYPES = ("command", "execution")
@@ -32,8 +31,5 @@ def history(app: AppContext, agent: str | None, limit: int) -> None:
     if agent is not None:
         params["agent"] = agent
     result = app.call("events.query", params)
-    if app.json:
-        print_json(result)
-        return
     items = result.get("events") or []
-    click.echo(event_table(items) if items else "no history")
+    app.emit(result, event_table(items) if items else "no history")

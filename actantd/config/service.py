@@ -15,21 +15,13 @@ from typing import Any
 
 from actantd.config import migrations
 from actantd.config.issues import ConfigIssue
-from actantd.config.registry import Registry
-from actantd.config.schema import Backend, Config, Kind, McpServer, Template
+from actantd.config.registry import KIND_LABELS, Registry
+from actantd.config.schema import KINDS, Backend, Config, Kind, McpServer, Template
 from actantd.config.store import load_registry, validate_file
 from actantd.config.watch import ConfigWatcher, ReloadCallback
 from actantd.errors import ConfigNotFound, ConfigValidation, InvalidParams
 
 MAX_CONFIG_BYTES = 1024 * 1024
-
-_KIND_NOT_FOUND = {
-    "skill": "skill",
-    "prompt": "prompt",
-    "workflow": "workflow",
-    "mcp": "MCP server",
-    "backend": "backend",
-}
 
 
 class ConfigService:
@@ -79,9 +71,9 @@ class ConfigService:
                 invalid = self.registry.invalid.get((k, name))
                 if invalid:
                     issues = [str(i) for i in invalid]
-                    raise ConfigValidation(f"{_KIND_NOT_FOUND[k]} '{name}' is invalid: {issues[0]}", issues=issues)
+                    raise ConfigValidation(f"{KIND_LABELS[k]} '{name}' is invalid: {issues[0]}", issues=issues)
                 available = sorted(self.registry.of_kind(k))
-                raise ConfigNotFound(f"{_KIND_NOT_FOUND[k]} '{name}' not found", kind=k, name=name, available=available)
+                raise ConfigNotFound(f"{KIND_LABELS[k]} '{name}' not found", kind=k, name=name, available=available)
             config = found
         return config, self.registry.relative_source(k, name)
 
@@ -125,9 +117,9 @@ class ConfigService:
 
 
 def _kind(kind: str) -> Kind:
-    if kind not in ("template", "skill", "prompt", "workflow", "mcp", "backend"):
+    if kind not in KINDS:
         raise InvalidParams(f"unknown config kind {kind!r}", kind=kind)
-    return kind  # type: ignore[return-value]
+    return kind
 
 
 def _extra(config: Config) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from pathlib import Path
 import psutil
 
 from actantd.errors import AgentLaunch
+from actantd.libc import libc
 from actantd.supervisor import exits
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -164,17 +165,13 @@ def spawn(
     return Spawned(pid=popen.pid, create_time=create_time, popen=popen, executable=executable)
 
 
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
-
-
 def set_child_subreaper() -> None:
     """Make this process the reaper of its orphaned descendants (``prctl(PR_SET_CHILD_SUBREAPER)``).
 
     A double-forked, setsid'd grandchild of an agent is then reparented to the daemon instead of init, so
     the daemon still sees it (as its own child) and can reap it when it dies.
     """
-    if _libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+    if libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(err)}")
 
@@ -182,7 +179,7 @@ def set_child_subreaper() -> None:
 def is_child_subreaper() -> bool:
     """Whether this process is a child subreaper (``prctl(PR_GET_CHILD_SUBREAPER)``)."""
     flag = ctypes.c_int(0)
-    if _libc().prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) != 0:
+    if libc().prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"prctl(PR_GET_CHILD_SUBREAPER): {os.strerror(err)}")
     return flag.value != 0
