@@ -2,7 +2,7 @@
 
 Sub-groups are imported only when named, so ``actantctl agent list`` loads the agent module and nothing else;
 every command raises (typed daemon errors, :class:`ClientError`, :class:`Failure`) and :meth:`RootGroup.invoke`
-turns that into the stderr line, the ``--json`` error document and the exit status (DESIGN §9).
+turns that into the stderr line, the ``--json`` error document and the exit status.
 """
 
 from __future__ import annotations

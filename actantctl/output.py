@@ -1,7 +1,7 @@
 """How results reach the terminal: JSON documents, aligned tables, human units, and errors with exit codes.
 
 Every command prints through here so that ``--json`` means the same thing everywhere and the exit status
-of a failure depends only on what failed (DESIGN §9), never on which command noticed.
+of a failure depends only on what failed, never on which command noticed.
 """
 
 from __future__ import annotations

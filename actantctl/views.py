@@ -20,23 +20,13 @@ from actantctl.output import (
     table,
     text,
 )
+from actantd.instances.state import STATUS_NAMES, SUPERVISED
 
-ACTIVE = frozenset({"Starting", "Running", "Stopping", "Restarting"})
-"""Statuses in which a process exists, so an uptime means something."""
+ACTIVE = frozenset(s.value for s in SUPERVISED)
+"""Statuses in which the agent is kept going (a process, or a restart in its backoff): an uptime means something."""
 
-STATUSES = (
-    "Created",
-    "Initializing",
-    "Ready",
-    "Starting",
-    "Running",
-    "Stopping",
-    "Stopped",
-    "Failed",
-    "Crashed",
-    "Restarting",
-)
-"""The state machine's statuses (DESIGN §5), for completion and case-insensitive ``--status``."""
+STATUSES = STATUS_NAMES
+"""The state machine's statuses, for completion and case-insensitive ``--status``."""
 
 
 # -- agents -------------------------------------------------------------------------------------------------

@@ -28,20 +28,21 @@ from actantd.errors import ActantError
 from actantd.events import EventBus
 from actantd.journal import Journal
 from actantd.libc import libc
+from actantd.limits import LOG_BACKUPS, LOG_MAX_BYTES, SOCKET_PATH_MAX
 from actantd.manager import Manager
 from actantd.paths import Layout, default_configs, default_home, resolve_socket
-from actantd.rpc.methods import MUTATING, register_all
+from actantd.rpc.handlers import METHODS
 from actantd.rpc.protocol import CallContext, CallOutcome, Dispatcher
 from actantd.rpc.server import RpcServer, inherited_listen_socket
+from actantd.rpc.services import DaemonInfo, Services
+from actantd.rpc.streams import LogStreams
+from actantd.supervisor.exits import reap_orphans
 from actantd.supervisor.spawn import set_child_subreaper
 
 log = logging.getLogger("actantd")
 
 HOUSEKEEPING_SECONDS = 1.0
-LOG_MAX_BYTES = 10 * 1024 * 1024
-LOG_BACKUPS = 3
 CONFIG_DEBOUNCE_MS = 50
-SOCKET_PATH_MAX = 107
 M_ARENA_MAX = -8  # glibc mallopt parameter
 TRIM_EVERY_ROUNDS = 10
 
@@ -79,9 +80,15 @@ class Daemon:
         self.configs = ConfigService(layout.configs, on_reload=self._on_reload, debounce_ms=CONFIG_DEBOUNCE_MS)
         self.manager = Manager(layout, lambda: self.configs.registry, self.journal, self.bus)
         self.dispatcher = Dispatcher(on_call=self._on_call)
-        self.streams: dict[str, tuple[asyncio.Event, asyncio.Task[None], int]] = {}
-        """Live ``agent.logs`` follows: stop event, pump task, owning connection."""
-        register_all(self.dispatcher, self)
+        self.streams = LogStreams()
+        self.methods = METHODS
+        info = DaemonInfo(
+            uptime=self.uptime,
+            connection_count=self.connection_count,
+            request_shutdown=lambda keep_agents: self.request_shutdown(keep_agents=keep_agents),
+        )
+        services = Services(self.manager, self.configs, self.journal, self.bus, layout, self.streams, info)
+        self.methods.bind(self.dispatcher, services)
         self.server: RpcServer | None = None
         self._stop = asyncio.Event()
         self._keep_agents = False
@@ -101,7 +108,7 @@ class Daemon:
     async def _on_call(
         self, method: str, params: dict[str, Any], ctx: CallContext, outcome: CallOutcome, duration: float
     ) -> None:
-        if method in MUTATING:
+        if self.methods.is_mutating(method):
             entry = self.journal.command(
                 method,
                 params,
@@ -147,7 +154,7 @@ class Daemon:
                 # In a thread: copying a big log must never stall the event loop (an agent that writes fast
                 # must not make the daemon slow).
                 await asyncio.to_thread(self.manager.rotate_logs, LOG_MAX_BYTES, LOG_BACKUPS)
-                self.manager.reap_orphans()
+                reap_orphans()
                 if rounds % TRIM_EVERY_ROUNDS == 0:
                     trim_heap()
             except Exception:  # a failed round must not end rotation and reaping for the daemon's lifetime
@@ -175,9 +182,7 @@ class Daemon:
         sdnotify.notify("STOPPING=1")
         log.info("shutting down%s", " (agents keep running)" if self._keep_agents else "")
         await self.manager.shutdown(stop_agents=not self._keep_agents)
-        for stop, task, _owner in list(self.streams.values()):
-            stop.set()
-            task.cancel()
+        self.streams.close_all()
         await self.server.close()
         for task in self._tasks:
             task.cancel()
@@ -203,8 +208,8 @@ def trim_heap() -> None:
     """``malloc_trim(0)``: hand freed heap pages back to the kernel.
 
     Under start/stop churn the heap is freed in small scattered pieces that glibc keeps; trimming every few
-    seconds keeps the daemon's RSS flat (DESIGN §12: flat over a 10-minute churn). It takes well under a
-    millisecond. A no-op on other C libraries.
+    seconds keeps the daemon's RSS flat (``make bench`` checks it over a 10-minute churn). It takes well
+    under a millisecond. A no-op on other C libraries.
     """
     with contextlib.suppress(OSError, AttributeError):
         libc().malloc_trim(0)

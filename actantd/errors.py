@@ -1,4 +1,4 @@
-"""The error hierarchy and its JSON-RPC codes, in one place (DESIGN §8).
+"""The error hierarchy and its JSON-RPC codes, in one place.
 
 Stdlib only so that ``actantctl`` can map codes back to names and exit statuses. Every error the daemon
 raises on purpose is an :class:`ActantError`; the RPC layer turns it into

@@ -1,4 +1,4 @@
-"""In-process publish/subscribe for daemon events (DESIGN §5, §8).
+"""In-process publish/subscribe for daemon events.
 
 The manager publishes each transition *after* it is persisted and journaled; RPC connections subscribe on
 behalf of their peers (``events.subscribe``) and turn deliveries into ``event`` notifications. The bus is

@@ -1,4 +1,4 @@
-"""Operational history in ``{home}/journal.sqlite`` (DESIGN §2, §10).
+"""Operational history in ``{home}/journal.sqlite``.
 
 Every transition, mutating RPC, config change, one-shot execution and daemon start/stop becomes one row.
 The journal is *history, not state*: instances never depend on it. That decides every failure policy here:

@@ -1,4 +1,4 @@
-"""Default locations (DESIGN §2), shared by daemon and client.
+"""Default locations, shared by daemon and client.
 
 Stdlib only: ``actantctl`` imports this module so that both sides compute the socket path with the same
 function and never need a discovery file.
@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$")
-"""Instance names (DESIGN §4): no separators, no leading dot, so a name is always one safe path component."""
+"""Instance names: no separators, no leading dot, so a name is always one safe path component."""
 
 INSTANCE_FILE = ".actant.json"
 CORRUPTED_DIR = ".corrupted"
 STAGING_DIR = ".staging"
 TRASH_DIR = ".trash"
+LOG_STREAMS = ("stdout", "stderr")
+"""The streams an agent's output is captured in, one file each under ``logs/{name}/``."""
 
 
 def _env_path(var: str, env: dict[str, str] | None = None) -> Path | None:
@@ -44,7 +46,7 @@ def default_configs(env: dict[str, str] | None = None) -> Path:
 def resolve_socket(
     socket: str | Path | None = None, home: str | Path | None = None, env: dict[str, str] | None = None
 ) -> Path:
-    """The one socket-path function (DESIGN §2), used by daemon and client alike.
+    """The one socket-path function, used by daemon and client alike.
 
     ``--socket`` wins, then ACTANT_SOCKET, then ``$XDG_RUNTIME_DIR/actant/actantd.sock``, else
     ``{home}/actantd.sock`` where home is ``--home`` or the default home. Always absolute.
@@ -102,6 +104,10 @@ class Layout:
 
     def log_dir(self, name: str) -> Path:
         return self.logs / name
+
+    def log_file(self, name: str, stream: str) -> Path:
+        """The one place a log path is built: ``logs/{name}/{stream}.log``, ``stream`` one of LOG_STREAMS."""
+        return self.logs / name / f"{stream}.log"
 
 
 def is_valid_name(name: object) -> bool:

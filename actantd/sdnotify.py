@@ -1,4 +1,4 @@
-"""The sd_notify(3) protocol, in the few lines it takes (DESIGN §11).
+"""The sd_notify(3) protocol, in the few lines it takes.
 
 ``Type=notify`` makes systemd wait for ``READY=1`` before it considers the service started, so a client
 started right after ``systemctl --user start actantd`` finds a listening socket. Reimplemented rather than

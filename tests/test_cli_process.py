@@ -16,7 +16,9 @@ from tests.cli_fake_daemon import FakeDaemon
 
 HEAVY = ("msgspec", "uvloop", "psutil", "watchfiles", "asyncio", "sqlite3")
 """Modules the client must never load: the daemon's dependencies, plus stdlib packages it has no use for."""
-ALLOWED_ACTANTD = {"actantd", "actantd.paths", "actantd.errors"}
+ALLOWED_ACTANTD = {"actantd", "actantd.paths", "actantd.errors", "actantd.limits", "actantd.instances",
+                   "actantd.instances.state"}  # fmt: skip
+"""The stdlib-only daemon modules the CLI shares (tests/test_architecture.py checks they stay stdlib-only)."""
 CTL = [sys.executable, "-m", "actantctl"]
 
 

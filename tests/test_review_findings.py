@@ -233,7 +233,7 @@ async def test_destroy_rechecks_status_under_the_lock(manager: Manager) -> None:
     instance directory is deleted under a running agent that nobody supervises any more."""
     m = manager
     iid = (await m.create("race", "sleeper")).instance_id
-    lock = m._lock("race")
+    lock = m.lock("race")
     await lock.acquire()  # stands for any mutation in progress (sync, a slow stop...)
     start = asyncio.ensure_future(m.start("race", wait=False))
     await asyncio.sleep(0)

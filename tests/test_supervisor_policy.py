@@ -76,23 +76,12 @@ def test_budget_exhausted_gives_up_with_reason() -> None:
     assert (d.restart, d.give_up) == (False, True)
     assert d.reason.startswith("restart budget exhausted: 5 restarts in 300s")
     # Once the first restart leaves the window, one more is allowed.
-    assert tracker.restarts_in_window(300) == 4
     assert tracker.on_exit(code=1, signal=None, uptime=60, now=300).restart
 
 
 def test_zero_budget_gives_up_at_once() -> None:
     d = RestartTracker(replace(CFG, max_restarts=0)).on_exit(code=1, signal=None, uptime=60, now=0)
     assert d.give_up and not d.restart
-
-
-def test_reset_starts_a_fresh_budget() -> None:
-    tracker = RestartTracker(CFG)
-    for i in range(5):
-        tracker.on_exit(code=1, signal=None, uptime=0.1, now=i)
-    assert tracker.on_exit(code=1, signal=None, uptime=0.1, now=6).give_up
-    tracker.reset()
-    d = tracker.on_exit(code=1, signal=None, uptime=0.1, now=7)
-    assert d.restart and d.delay_seconds == 0.5
 
 
 def test_zero_initial_delay_and_defaults() -> None:

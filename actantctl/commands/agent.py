@@ -20,6 +20,7 @@ from actantctl.context import AppContext, json_option, pass_app
 from actantctl.output import Failure, print_json, print_json_line, progress, text, warn
 from actantctl.views import STATUSES, agent_details, agent_table
 from actantd.errors import ActantError, AgentNotAttached
+from actantd.instances.state import Status
 
 LIFECYCLE_TIMEOUT = 300.0
 """Start, stop and destroy wait for processes and templates' own timeouts, so they get longer than a query."""
@@ -113,7 +114,7 @@ def start(app: AppContext, name: str, no_wait: bool) -> None:
         print_json(result)
         return
     record = _agent_of(result)
-    if record.get("status") == "Running":
+    if record.get("status") == Status.RUNNING:
         click.echo(f"started {name} (pid {text(record.get('pid'))})")
     else:
         click.echo(f"starting {name} ({text(record.get('status'))})")

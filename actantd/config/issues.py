@@ -1,4 +1,4 @@
-"""Config problems in one shape, ``file: $.json.path: reason`` (DESIGN §3), whatever produced them.
+"""Config problems in one shape, ``file: $.json.path: reason``, whatever produced them.
 
 msgspec reports ``Expected `str`, got `int` - at `$.skills[1]``; users should see the same
 ``templates/x.json: $.skills[1]: expected str, got int`` line from the CLI, the events stream and the

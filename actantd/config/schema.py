@@ -1,4 +1,4 @@
-"""The six config kinds as msgspec Structs (DESIGN §3).
+"""The six config kinds as msgspec Structs.
 
 Structs are frozen, keyword-only, camelCase on the wire and reject unknown fields, because a misspelt key
 silently dropped is a setting the user believes is in force and is not. List fields decode to tuples so a
@@ -99,7 +99,7 @@ class PermissionRules(_Struct, kw_only=True, frozen=True):
 
 
 class RestartPolicy(_Struct, kw_only=True, frozen=True):
-    """Restart budget and backoff (DESIGN §6); the maths lives in ``supervisor/policy.py``."""
+    """Restart budget and backoff; the maths lives in ``supervisor/policy.py``."""
 
     policy: RestartPolicyName = "OnFailure"
     max_restarts: NonNegInt = 5
@@ -136,7 +136,7 @@ def _signal_number(name: str) -> int | None:
 class Template(ConfigBase, kw_only=True, frozen=True):
     """An agent recipe: a backend plus named references, resolved at read time, never copied."""
 
-    # Field order is the canonical key order of written files (migrations), matching the DESIGN §3 example.
+    # Field order is the canonical key order of written files (migrations), matching the bundled examples in configs/.
     backend: str = "custom"
     launch_mode: LaunchMode = "Service"
     command: Argv | None = None

@@ -20,8 +20,7 @@ from actantd.config.schema import KINDS, Backend, Config, Kind, McpServer, Templ
 from actantd.config.store import load_registry, validate_file
 from actantd.config.watch import ConfigWatcher, ReloadCallback
 from actantd.errors import ConfigNotFound, ConfigValidation, InvalidParams
-
-MAX_CONFIG_BYTES = 1024 * 1024
+from actantd.limits import MAX_CONFIG_BYTES
 
 
 class ConfigService:

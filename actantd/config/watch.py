@@ -1,4 +1,4 @@
-"""Watch the configs folder and swap registries on change (DESIGN §3, hot reload).
+"""Watch the configs folder and swap registries on change (hot reload).
 
 Two layers, so each can be tested on its own:
 

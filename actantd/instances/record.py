@@ -1,8 +1,8 @@
-"""The ``.actant.json`` record (DESIGN §4) and its schema migrations.
+"""The ``.actant.json`` record and its schema migrations.
 
 The record holds references and runtime facts only, never a copy of a config: the template is resolved by
-name at read time (database guidelines, "Storing Derived State"). Field names are camelCase on disk and the
-enum values PascalCase because outside tools read these files directly.
+name at read time, so an edited config reaches every instance and no copy can go stale. Field names are
+camelCase on disk and the enum values PascalCase because outside tools read these files directly.
 
 Schema history, oldest first (``MIGRATIONS`` maps each version to the step that lifts it one version):
 
@@ -17,12 +17,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from actantd.errors import InstanceCorrupted, SchemaTooNew
 from actantd.instances.state import Status
+from actantd.paths import Layout
 
 SCHEMA_VERSION = 2
 
@@ -78,11 +80,6 @@ _encoder = msgspec.json.Encoder()
 def encode(record: InstanceRecord) -> bytes:
     """Pretty JSON with a trailing newline: people and ``jq`` read these files too."""
     return msgspec.json.format(_encoder.encode(record), indent=2) + b"\n"
-
-
-def to_dict(record: InstanceRecord) -> dict[str, Any]:
-    out: dict[str, Any] = msgspec.to_builtins(record)
-    return out
 
 
 def _v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
@@ -163,3 +160,8 @@ def new_record(
         work_dir=work_dir,
         overrides=overrides,
     )
+
+
+def workspace_path(record: InstanceRecord, layout: Layout) -> Path:
+    """Where the agent runs: its ``--work-dir`` if it was given one, else ``instances/{name}`` in the home."""
+    return Path(record.work_dir) if record.work_dir else layout.instance_dir(record.name)

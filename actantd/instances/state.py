@@ -1,8 +1,9 @@
-"""The instance state machine: one enum, one transition table (DESIGN §5).
+"""The instance state machine: one enum, one transition table, and the named sets of states.
 
 Stdlib only, in the manner of supervisor's ``states.py``: the table is data, so tests can enumerate it and
-the manager never decides legality ad hoc. Transitions beyond the DESIGN diagram are marked below with the
-reason they exist; each is one a supervisord or systemd user would expect.
+no module decides legality ad hoc; ``actantctl`` imports the state names from here. Transitions beyond the
+basic create → start → stop cycle are marked below with the reason they exist; each is one a supervisord or
+systemd user would expect. docs/architecture.md shows where each transition is made.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ class Status(StrEnum):
 
 S = Status
 
+STATUS_NAMES: tuple[str, ...] = tuple(s.value for s in Status)
+"""Every status as it appears on the wire and on disk, in lifecycle order (CLI completion, ``--status``)."""
+
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.CREATED: frozenset({S.INITIALIZING}),
     S.INITIALIZING: frozenset({S.READY, S.FAILED}),
@@ -49,10 +53,32 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 ACTIVE: frozenset[Status] = frozenset({S.STARTING, S.RUNNING, S.STOPPING})
 """States in which a process may exist; startup recovery checks exactly these."""
 
-DESTROYABLE: frozenset[Status] = frozenset({S.CREATED, S.READY, S.STOPPED, S.FAILED, S.CRASHED})
-"""States from which destroy proceeds without --force (Created/Crashed added: nothing runs in them)."""
+LIVE: frozenset[Status] = frozenset({S.STARTING, S.RUNNING})
+"""States in which the process is wanted: its exit is handled by the restart policy, a stop terminates it."""
+
+RESTART_PENDING: frozenset[Status] = frozenset({S.RESTARTING, S.CRASHED})
+"""The process is gone and the policy may still start it again: a stop or destroy cancels that restart."""
+
+SUPERVISED: frozenset[Status] = ACTIVE | {S.RESTARTING}
+"""States in which the daemon keeps an agent going (a process, or a restart waiting out its backoff):
+shutdown stops exactly these, and the CLI shows an uptime for them."""
+
+NEEDS_RECOVERY: frozenset[Status] = ACTIVE | RESTART_PENDING
+"""States a previous daemon may have left mid-flight: startup recovery looks at each of them."""
+
+STOPPABLE: frozenset[Status] = LIVE | RESTART_PENDING
+"""States in which ``agent stop`` does something; in any other state it is an idempotent no-op."""
+
+DESTROYABLE: frozenset[Status] = frozenset(Status) - SUPERVISED
+"""States from which destroy proceeds without --force: no process runs and none is about to be started."""
 
 STARTABLE: frozenset[Status] = frozenset({S.READY, S.STOPPED, S.FAILED, S.CRASHED})
+"""States from which ``agent start`` launches a process."""
+
+START_ACCEPTED: frozenset[Status] = STARTABLE | {S.RESTARTING, S.STARTING}
+"""States ``agent start`` accepts: the startable ones, a pending restart (started at once), and a Starting
+with no process behind it (a launch whose failure could not be recorded, disk full: starting again is how
+the user recovers it)."""
 
 
 def can_transition(src: Status, dst: Status) -> bool:

@@ -1,4 +1,4 @@
-"""Workspace-as-storage: an instance *is* ``{home}/instances/<name>/`` holding ``.actant.json`` (DESIGN §4).
+"""Workspace-as-storage: an instance *is* ``{home}/instances/<name>/`` holding ``.actant.json``.
 
 Crash atomicity comes from three rules, so a SIGKILL at any instant leaves an instance whole or absent:
 

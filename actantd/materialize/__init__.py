@@ -1,4 +1,4 @@
-"""Domain-context materialization: derived files written whole from configs (DESIGN §7).
+"""Domain-context materialization: derived files written whole from configs.
 
 Only ``AGENTS.md`` (and ``CLAUDE.md`` importing it for the claude-code backend) is written so far; the
 per-backend MCP and permission files come with the materialization issue. Files are written atomically and

@@ -1,4 +1,4 @@
-"""``AGENTS.md``: the instructions file every backend reads (DESIGN §7).
+"""``AGENTS.md``: the instructions file every backend reads.
 
 Order is fixed (prompts, then one section per skill, then the workflow) so the file is a pure function of
 the configs: re-materializing an unchanged template rewrites identical bytes.

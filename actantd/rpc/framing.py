@@ -1,4 +1,4 @@
-"""Message framing for the socket (DESIGN §8): split a byte stream into JSON-RPC payloads, and back.
+"""Message framing for the socket: split a byte stream into JSON-RPC payloads, and back.
 
 Transport-free on purpose: the decoders only see ``bytes`` pushed into :meth:`FrameDecoder.feed`, so they are
 tested without sockets and the server stays a thin loop. Two framings share one socket path, chosen per
@@ -23,9 +23,10 @@ import enum
 from dataclasses import dataclass
 
 from actantd.errors import ActantError, MessageTooLarge, ParseError
+from actantd.limits import MAX_MESSAGE_BYTES
 
-DEFAULT_MAX_MESSAGE = 8 * 1024 * 1024
-"""8 MiB (DESIGN §8): far above any legitimate request, small enough that a runaway client can't bloat us."""
+DEFAULT_MAX_MESSAGE = MAX_MESSAGE_BYTES
+"""8 MiB: far above any legitimate request, small enough that a runaway client can't bloat us."""
 
 MAX_HEADER_BYTES = 8 * 1024
 """An LSP header block is a couple of short lines; anything longer is garbage, not a big message."""

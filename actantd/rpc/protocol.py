@@ -1,4 +1,4 @@
-"""JSON-RPC 2.0 envelope, dispatch and error mapping (DESIGN §8), independent of any socket.
+"""JSON-RPC 2.0 envelope, dispatch and error mapping, independent of any socket.
 
 The server hands each framed payload to :meth:`Dispatcher.handle_payload` and writes back whatever bytes it
 returns; everything about the JSON-RPC spec lives here, so it can be tested (and fuzzed) without a socket and

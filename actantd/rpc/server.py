@@ -1,4 +1,4 @@
-"""The Unix-socket JSON-RPC server (DESIGN §8, §11): socket creation, peer checks, per-connection flow control.
+"""The Unix-socket JSON-RPC server: socket creation, peer checks, per-connection flow control.
 
 Built on ``asyncio.Protocol`` rather than streams so that reads, writes and pausing are explicit and cheap,
 and it runs the same on uvloop. What it guarantees, and how:
@@ -33,19 +33,19 @@ from pathlib import Path
 from typing import Any, cast
 
 from actantd.errors import ActantError, DaemonBusy, InternalError, PermissionDenied
+from actantd.limits import MAX_OUTBOUND_BYTES, SOCKET_PATH_MAX
 from actantd.rpc.framing import DEFAULT_MAX_MESSAGE, FrameDecoder, FrameError, Framing
 from actantd.rpc.protocol import CallContext, Dispatcher, encode_error, encode_notification
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_IN_FLIGHT = 128
-DEFAULT_MAX_OUTBOUND = 32 * 1024 * 1024
+DEFAULT_MAX_OUTBOUND = MAX_OUTBOUND_BYTES
 CLOSE_GRACE_SECONDS = 2.0
 """After a fatal error reply we half-close and keep discarding input for this long, so a client still busy
 sending its oversize message gets to read the error instead of a reset; then the connection is aborted."""
 
 SD_LISTEN_FDS_START = 3
-_UNIX_PATH_MAX = 107
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _SHARED_DIRS = ("/", "/tmp", "/var/tmp", "/run", "/var/run", "/dev/shm")
 
@@ -116,8 +116,8 @@ def _clear_stale(path: Path) -> None:
 
 def bind_unix_socket(path: Path, backlog: int = socket.SOMAXCONN) -> socket.socket:
     """A listening, non-blocking AF_UNIX socket at ``path`` that is 0600 from the moment it exists."""
-    if len(os.fsencode(path)) > _UNIX_PATH_MAX:
-        raise ValueError(f"socket path is longer than {_UNIX_PATH_MAX} bytes: {path}")
+    if len(os.fsencode(path)) > SOCKET_PATH_MAX:
+        raise ValueError(f"socket path is longer than {SOCKET_PATH_MAX} bytes: {path}")
     prepare_socket_dir(path.parent)
     _clear_stale(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

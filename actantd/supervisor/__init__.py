@@ -1,4 +1,4 @@
-"""Process supervision building blocks (DESIGN §6); the manager composes them, none of them knows instances.
+"""Process supervision building blocks; composed per agent by :mod:`.process`.
 
 - :mod:`.spawn`   start an agent detached (new session, O_APPEND logs), typed launch errors, subreaper
 - :mod:`.exits`   pidfd exit watch for children and re-adopted processes, orphan reaping, PID-reuse guard
@@ -8,4 +8,6 @@
 - :mod:`.metrics` live cpu/rss/uptime/children figures
 - :mod:`.health`  command and TCP probes, the periodic monitor
 - :mod:`.procfs`  whole-system /proc scans shared by kill and metrics
+- :mod:`.process` :class:`~.process.AgentProcess`, one per supervised agent: launch, exits, restarts, stop,
+  attach, detach (the only module here that knows instance records)
 """

@@ -1,4 +1,4 @@
-"""Event-driven exit detection with pidfds, for children and for processes we did not start (DESIGN §4, §6).
+"""Event-driven exit detection with pidfds, for children and for processes we did not start.
 
 Design decision: one mechanism for every supervised process. ``os.pidfd_open`` gives a file descriptor that
 becomes readable when the process exits; it is registered with ``loop.add_reader``, so a crash is noticed in
@@ -270,7 +270,7 @@ def reap_orphans(known: Collection[int] = ()) -> list[int]:
 
 
 def is_same_process(pid: int, create_time: float | None, tolerance: float = CREATE_TIME_TOLERANCE) -> bool:
-    """Whether ``pid`` is still the live process that had ``create_time`` (PID-reuse guard, DESIGN §4).
+    """Whether ``pid`` is still the live process that had ``create_time`` (PID-reuse guard).
 
     A zombie counts as dead: it has exited, only its status is waiting to be collected. With no recorded
     ``create_time`` (an old record) the pid's liveness is all we can check.

@@ -1,7 +1,8 @@
-"""Health checks (DESIGN §6): a command or a TCP port probed periodically.
+"""Health checks: a command or a TCP port probed periodically.
 
-``failureThreshold`` consecutive failures call ``on_unhealthy`` once; the manager then kills the agent and its
-exit goes through the restart policy like any crash. A success re-arms the monitor.
+``failureThreshold`` consecutive failures call ``on_unhealthy`` once; the agent's
+:class:`~actantd.supervisor.process.AgentProcess` then kills it and its exit goes through the restart policy
+like any crash. A success re-arms the monitor.
 
 Probe commands are started and reaped the way agents are (:mod:`.spawn`, :mod:`.exits`: Popen in a new
 session, pidfd exit watch, the daemon reaps), never with asyncio subprocesses whose child watcher would race
@@ -18,10 +19,47 @@ import os
 import signal
 import subprocess
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from actantd.supervisor import exits
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSpec:
+    """One health probe: a command (``argv`` run in ``cwd`` with ``env``) or, without argv, a TCP connect.
+
+    Built by :func:`actantd.launch.build_probe_spec` (a pure function of the template's ``healthCheck``);
+    :func:`make_probe` turns it into the callable :class:`HealthMonitor` runs.
+    """
+
+    timeout: float
+    argv: tuple[str, ...] | None = None
+    cwd: Path | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int | None = None
+
+
+def make_probe(spec: ProbeSpec) -> Callable[[], Awaitable[bool]]:
+    """The probe :class:`HealthMonitor` calls: :func:`probe_command` or :func:`probe_tcp` bound to ``spec``."""
+    if spec.argv is not None:
+        argv, cwd, env = spec.argv, spec.cwd or Path.cwd(), spec.env
+
+        async def command() -> bool:
+            return await probe_command(argv, cwd=cwd, env=env, timeout=spec.timeout)
+
+        return command
+    if spec.port is None:
+        raise ValueError("a probe needs a command or a port")
+    host, port = spec.host, spec.port
+
+    async def tcp() -> bool:
+        return await probe_tcp(host, port, timeout=spec.timeout)
+
+    return tcp
 
 
 async def probe_command(
@@ -83,7 +121,7 @@ async def probe_tcp(host: str, port: int, timeout: float) -> bool:
 class HealthMonitor:
     """Runs ``probe`` every ``interval`` seconds; ``failure_threshold`` failures in a row → ``on_unhealthy``.
 
-    ``on_unhealthy`` runs in its own task, so that the manager may :meth:`stop` the monitor from the very
+    ``on_unhealthy`` runs in its own task, so that the agent's process object may :meth:`stop` the monitor from the very
     exit handling that the unhealthy verdict triggered without cancelling that handling half-way.
     """
 

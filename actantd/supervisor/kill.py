@@ -1,4 +1,4 @@
-"""Stop an agent and everything it started, grandchildren and escapees included (DESIGN §6).
+"""Stop an agent and everything it started, grandchildren and escapees included.
 
 "After ``stop`` returns, no process of the agent is left." supervisord signals one pid and PM2 a tree it
 walks once; both lose processes that double-fork and ``setsid`` away, and both forget everything after a

@@ -1,4 +1,4 @@
-"""Agent log files: size rotation, cheap tails, and following across rotation (DESIGN §6).
+"""Agent log files: size rotation, cheap tails, and following across rotation.
 
 Agents write their stdout/stderr straight into ``{home}/logs/<name>/{stdout,stderr}.log``, opened
 ``O_APPEND`` (:mod:`.spawn`), so an agent keeps logging while the daemon is down. The daemon cannot make the
@@ -28,9 +28,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-MiB = 1024 * 1024
-DEFAULT_MAX_BYTES = 10 * MiB
-DEFAULT_BACKUPS = 3
+from actantd.limits import LOG_BACKUPS as DEFAULT_BACKUPS
+from actantd.limits import LOG_MAX_BYTES as DEFAULT_MAX_BYTES
+
 MAX_LINE = 64 * 1024
 """Longest line kept whole; longer runs without a newline are cut into pieces of this size (bounded memory)."""
 

@@ -1,4 +1,4 @@
-"""Live figures for ``agent status`` (DESIGN §6): cpu percent, RSS, uptime, descendants, threads.
+"""Live figures for ``agent status``: cpu percent, RSS, uptime, descendants, threads.
 
 CPU percent is a rate, so it needs two readings: :class:`MetricsSampler` keeps one ``psutil.Process`` per pid
 and reports the usage since the previous sample of that pid. On the first sample of a pid there is no

@@ -1,8 +1,8 @@
-"""Restart decisions: policy, exponential backoff and restart budget (DESIGN §6). Pure: no I/O.
+"""Restart decisions: policy, exponential backoff and restart budget. Pure: no I/O.
 
-The manager feeds every exit of an agent to a :class:`RestartTracker` (one per instance) and gets a
-:class:`Decision` back. The clock is a parameter (the monotonic clock is read only when none is given), which
-is what lets the tests drive thousands of simulated crash loops in milliseconds.
+Each :class:`~actantd.supervisor.process.AgentProcess` feeds every exit of its agent to its
+:class:`RestartTracker` and gets a :class:`Decision` back. The clock is a parameter (the monotonic clock
+is read only when none is given), which is what lets the tests drive thousands of simulated crash loops in milliseconds.
 
 Rules:
 
@@ -100,21 +100,14 @@ def _fmt_seconds(value: float) -> str:
 
 
 class RestartTracker:
-    """Per-instance restart memory: the streak of failed starts and the times restarts were granted."""
+    """Per-instance restart memory: the streak of failed starts and the times restarts were granted.
+
+    A user ``start`` gets a new tracker (a fresh budget, under the template's current settings)."""
 
     def __init__(self, config: RestartConfig) -> None:
         self.config = config
         self.streak = 0
         self._granted: deque[float] = deque()
-
-    def reset(self) -> None:
-        """Forget the history: a user ``start`` after ``Failed``/``Stopped`` begins a fresh budget."""
-        self.streak = 0
-        self._granted.clear()
-
-    def restarts_in_window(self, now: float) -> int:
-        self._expire(now)
-        return len(self._granted)
 
     def _expire(self, now: float) -> None:
         window = float(self.config.window_seconds)

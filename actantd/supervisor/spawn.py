@@ -1,6 +1,6 @@
-"""Start an agent process so that it can outlive the daemon and be found again (DESIGN §4, §6).
+"""Start an agent process so that it can outlive the daemon and be found again.
 
-Design decision (it departs from DESIGN §6's ``asyncio.create_subprocess_exec``, on purpose): agents are
+Design decision (rather than ``asyncio.create_subprocess_exec``, on purpose): agents are
 started with :class:`subprocess.Popen`, and their exit is detected with a pidfd registered on the event loop
 (:mod:`actantd.supervisor.exits`). A pidfd works the same for a child we started and for a process we re-adopt
 after a daemon restart or attach with ``agent attach``, so there is one exit path, not two. The daemon reaps
@@ -109,7 +109,7 @@ def spawn(
 ) -> Spawned:
     """Start ``argv`` detached from the daemon (see module docstring); raise :class:`AgentLaunch` on failure.
 
-    ``env`` is the complete environment of the agent (the manager adds ``ACTANT_INSTANCE_ID`` so
+    ``env`` is the complete environment of the agent (:mod:`actantd.launch` adds ``ACTANT_INSTANCE_ID`` so
     :func:`actantd.supervisor.kill.find_instance_processes` can find escaped descendants later). The same
     path may be given for stdout and stderr to interleave them in one file. Call
     :func:`actantd.supervisor.exits.watch_exit` right after, without awaiting in between, so the exit is

@@ -1,4 +1,4 @@
-"""Config file migrations (DESIGN §3): one module per version step, a runner that backs up and rewrites.
+"""Config file migrations: one module per version step, a runner that backs up and rewrites.
 
 The daemon never migrates configs on its own: configs are the user's files, often under version control, so
 ``actantctl config migrate`` (with ``--dry-run``) is the only writer and always leaves a backup.

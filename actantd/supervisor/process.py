@@ -1,0 +1,401 @@
+"""One supervised agent: its process and everything the daemon does to it (in the manner of supervisor's
+``Subprocess``).
+
+An :class:`AgentProcess` holds what the daemon knows about an agent's process beyond the persisted record:
+the pid and its pidfd exit watch, when it started, the restart tracker and the pending restart, the health
+monitor, whether the process was attached, and whether a stop was asked for. Nothing of it is persisted;
+after a daemon restart it is rebuilt from the record (re-adoption). Its operations (launch, exit handling,
+restart scheduling, terminate, attach, detach) change the record only through its :class:`Owner` — the
+instance lifecycle — which persists, journals and publishes each transition in that order.
+
+Locking: every operation that changes the record runs under the instance's lock. Entry points called by
+the lifecycle expect the caller to hold it; the ones that start on their own (an exit, a pending restart,
+an unhealthy verdict) take it themselves. See docs/architecture.md, "How a crash is handled".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Coroutine
+from subprocess import Popen
+from typing import Any, Protocol
+
+from actantd.config.registry import Resolved
+from actantd.config.schema import Template
+from actantd.errors import ActantError, AgentLaunch
+from actantd.instances.record import InstanceRecord, LastExit, utc_now
+from actantd.instances.state import LIVE, Status
+from actantd.launch import build_launch_spec, build_probe_spec
+from actantd.paths import Layout
+from actantd.supervisor import exits, health, kill, logs, policy, spawn
+
+log = logging.getLogger(__name__)
+
+S = Status
+
+START_GRACE_MAX = 1.0
+"""``agent start`` waits at most this long (bounded by ``minUptimeSeconds``) to report an immediate crash."""
+LEFTOVER_TIMEOUT = 2.0
+"""Seconds descendants an exited agent left behind get between SIGTERM and SIGKILL."""
+
+
+class Owner(Protocol):
+    """What an :class:`AgentProcess` needs of the instance lifecycle (:class:`~actantd.instances.lifecycle.
+    Lifecycle` implements it): the current record, the instance lock, and the one way to change state."""
+
+    layout: Layout
+    python: str
+
+    @property
+    def shutting_down(self) -> bool: ...
+
+    @property
+    def closing(self) -> bool: ...
+
+    def current(self, name: str) -> InstanceRecord | None: ...
+
+    def lock(self, name: str) -> asyncio.Lock: ...
+
+    def template(self, record: InstanceRecord) -> Template | None: ...
+
+    def resolve(self, template_ref: str) -> Resolved: ...
+
+    async def transition(self, record: InstanceRecord, to: Status, reason: str, **changes: Any) -> InstanceRecord: ...
+
+    def event(self, type_: str, agent: str | None, **data: Any) -> None: ...
+
+
+class AgentProcess:
+    def __init__(self, name: str, owner: Owner) -> None:
+        self.name = name
+        self._owner = owner
+        self.pid: int | None = None
+        self.exit_future: asyncio.Future[exits.ExitInfo] | None = None
+        self.popen: Popen[bytes] | None = None
+        self.started_mono = 0.0
+        self.tracker: policy.RestartTracker | None = None
+        self.restart_task: asyncio.Task[None] | None = None
+        self.health: health.HealthMonitor | None = None
+        self.health_failure: str | None = None
+        self.attached = False
+        self.stop_requested = False
+        """Set by a stop, cleared by a launch: an exit it caused is never reported as a failed start."""
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def is_live(self) -> bool:
+        """A process is being watched and has not exited yet."""
+        return self.exit_future is not None and not self.exit_future.done()
+
+    def _spawn_task(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_task_error)
+        return task
+
+    def reset_tracker(self, record: InstanceRecord) -> None:
+        """A fresh restart budget: a start by the user forgives the crashes before it."""
+        template = self._owner.template(record)
+        self.tracker = policy.RestartTracker(template.restart if template is not None else policy.DEFAULT_POLICY)
+
+    # -- launch ---------------------------------------------------------------------------------------
+
+    async def launch(self, record: InstanceRecord, reason: str, **changes: Any) -> InstanceRecord:
+        """Starting → spawn → Running (or Failed with the reason). Caller holds the lock."""
+        owner, name = self._owner, self.name
+        try:
+            spec = build_launch_spec(record, owner.resolve(record.template_ref), owner.layout, python=owner.python)
+        except ActantError as exc:
+            if record.status is S.RESTARTING:
+                await owner.transition(record, S.FAILED, exc.message)
+            raise
+        if record.status is not S.STARTING:
+            record = await owner.transition(record, S.STARTING, reason, **changes)
+        layout = owner.layout
+        try:
+            spawned = await asyncio.to_thread(
+                spawn.spawn, spec.argv, spec.cwd, spec.env, layout.log_file(name, "stdout"),
+                layout.log_file(name, "stderr"), spec.install_hint,
+            )  # fmt: skip
+        except Exception as exc:
+            launch = exc if isinstance(exc, AgentLaunch) else AgentLaunch(f"{name}: could not start: {exc}", agent=name)
+            launch.context.setdefault("agent", name)
+            await owner.transition(record, S.FAILED, launch.message, pid=None, pid_create_time=None)
+            if launch is exc:
+                raise
+            raise launch from exc
+        self.started_mono = time.monotonic()
+        self.health_failure = None
+        self.stop_requested = False
+        self.attached = False
+        # Watch first: whatever happens next, the child is reaped and its exit seen.
+        self._watch(spawned.pid, is_child=True, popen=spawned.popen)
+        try:
+            record = await owner.transition(
+                record, S.RUNNING, reason, pid=spawned.pid, pid_create_time=spawned.create_time,
+                launched_at=utc_now(), attached=False,
+            )  # fmt: skip
+        except ActantError:
+            # Running could not be persisted (disk full...): a process nobody would know about must not live.
+            await kill.terminate_tree(
+                spawned.pid, instance_id=record.instance_id, timeout=LEFTOVER_TIMEOUT, exited=self.exit_future
+            )
+            with contextlib.suppress(ActantError):
+                await owner.transition(record, S.FAILED, "could not record the started process; it was stopped")
+            raise
+        self._start_health(record)
+        return record
+
+    async def wait_for_early_exit(self, record: InstanceRecord) -> None:
+        """Wait briefly for an immediate crash so ``agent start`` can report it with the stderr tail.
+
+        Called without the lock (the exit handler needs it to record the crash)."""
+        fut = self.exit_future
+        template = self._owner.template(record)
+        if fut is None or template is None:
+            return
+        grace = min(template.restart.min_uptime_seconds, START_GRACE_MAX)
+        try:
+            info = await asyncio.wait_for(asyncio.shield(fut), grace)
+        except TimeoutError:
+            return
+        if info.code == 0:
+            return
+        # Let the exit handler record the crash first, so the error reflects the persisted state.
+        await asyncio.sleep(0)
+        async with self._owner.lock(self.name):
+            current = self._owner.current(self.name)
+        if self.stop_requested or self.exit_future is not fut:
+            return  # stopped (or restarted) on purpose meanwhile: not a failed start
+        tail = logs.tail_lines(self._owner.layout.log_file(self.name, "stderr"), 10)
+        raise AgentLaunch(
+            f"agent {self.name!r} exited right after start ({info.describe()})",
+            agent=self.name,
+            reason=info.describe(),
+            status=current.status.value if current else None,
+            stderrTail=tail,
+        )
+
+    def adopt(self, record: InstanceRecord, *, supervise: bool = True) -> None:
+        """Watch a process a previous daemon started (same pid and create time); ``supervise`` also restores
+        the restart budget and the health monitor (not for a process that is being stopped)."""
+        assert record.pid is not None
+        info = exits.describe_pid(record.pid)
+        self.started_mono = time.monotonic() - (max(0.0, time.time() - info.create_time) if info else 0.0)
+        self.attached = record.attached
+        self._watch(record.pid, is_child=False, popen=None)
+        if supervise:
+            self.reset_tracker(record)
+            self._start_health(record)
+
+    # -- exits and restarts ---------------------------------------------------------------------------
+
+    def _watch(self, pid: int, *, is_child: bool, popen: Popen[bytes] | None) -> None:
+        fut = exits.watch_exit(asyncio.get_running_loop(), pid, is_child=is_child, popen=popen)
+        self.pid, self.exit_future, self.popen = pid, fut, popen
+
+        def done(f: asyncio.Future[exits.ExitInfo]) -> None:
+            if f.cancelled() or self._owner.closing:
+                return
+            self._spawn_task(self._on_exit(pid, f.result()))
+
+        fut.add_done_callback(done)
+
+    def _unwatch(self) -> None:
+        if self.exit_future is not None and not self.exit_future.done():
+            exits.unwatch(self.exit_future)
+
+    async def _on_exit(self, pid: int, info: exits.ExitInfo) -> None:
+        """The process exited: record it, then let the restart policy decide (docs/architecture.md)."""
+        owner, name = self._owner, self.name
+        async with owner.lock(name):
+            record = owner.current(name)
+            if record is None or record.pid != pid or record.status not in LIVE:
+                return  # a stop or a newer launch owns this instance now
+            self.stop_health()
+            last = LastExit(code=info.code, signal=info.signal, at=utc_now())
+            gone: dict[str, Any] = {"pid": None, "pid_create_time": None, "last_exit": last, "stopped_at": utc_now()}
+            if record.attached:
+                self.attached = False
+                await owner.transition(record, S.STOPPED, "attached process exited", attached=False, **gone)
+                return
+            uptime = time.monotonic() - self.started_mono
+            what = self.health_failure or info.describe()
+            if record.launch_mode == "OneShot" and info.code == 0:
+                record = await owner.transition(record, S.STOPPED, "completed (exit code 0)", **gone)
+                await self.kill_leftovers(record)
+                return
+            if self.tracker is None:
+                self.reset_tracker(record)
+            assert self.tracker is not None
+            decision = self.tracker.on_exit(code=info.code, signal=info.signal, uptime=uptime, requested=False)
+            if info.code == 0 and self.health_failure is None:
+                record = await owner.transition(record, S.STOPPED, "exited cleanly (code 0)", **gone)
+                await self.kill_leftovers(record)
+                if decision.restart:
+                    self.schedule_restart(decision.delay_seconds, S.STOPPED)
+                return
+            record = await owner.transition(record, S.CRASHED, what, **gone)
+            await self.kill_leftovers(record)
+            if decision.restart:
+                record = await owner.transition(
+                    record, S.RESTARTING, f"{what}; restarting in {decision.delay_seconds:.2f}s"
+                )
+                self.schedule_restart(decision.delay_seconds, S.RESTARTING)
+            elif decision.give_up:
+                await owner.transition(record, S.FAILED, f"{decision.reason} (last: {what})")
+
+    async def kill_leftovers(self, record: InstanceRecord) -> None:
+        """Descendants an exited agent left behind (daemonized helpers) must not outlive it.
+
+        Awaited under the instance lock, after the exit is persisted and announced, and before any restart is
+        scheduled: the scan matches ``ACTANT_INSTANCE_ID``, which the next process of this instance carries too.
+        """
+        await kill.terminate_tree(None, instance_id=record.instance_id, timeout=LEFTOVER_TIMEOUT)
+
+    def schedule_restart(self, delay: float, expect: Status) -> None:
+        """Launch again after ``delay`` seconds if the instance is then still in ``expect``."""
+        self.cancel_restart()
+        self.restart_task = self._spawn_task(self._restart_after(delay, expect))
+
+    async def _restart_after(self, delay: float, expect: Status) -> None:
+        await asyncio.sleep(delay)  # the backoff itself, not a wait for an event
+        owner, name = self._owner, self.name
+        async with owner.lock(name):
+            record = owner.current(name)
+            if record is None or record.status is not expect or owner.shutting_down:
+                return
+            self.restart_task = None
+            try:
+                await self.launch(record, "restarted by policy", restart_count=record.restart_count + 1)
+            except ActantError as exc:  # the launch recorded Failed where it could; say why in any case
+                owner.event("instance", name, event="restartFailed", reason=exc.message)
+
+    def cancel_restart(self) -> None:
+        if self.restart_task is not None:
+            if self.restart_task is not asyncio.current_task():
+                self.restart_task.cancel()
+            self.restart_task = None
+
+    # -- stop, attach, detach -------------------------------------------------------------------------
+
+    async def terminate(self, record: InstanceRecord, reason: str, timeout: float | None) -> InstanceRecord:
+        """Stopping → signal the whole tree, wait, SIGKILL what is left → Stopped. Caller holds the lock.
+
+        Never leaves the instance in Stopping: a failure to terminate is recorded in the Stopped reason."""
+        owner = self._owner
+        if record.status is not S.STOPPING:
+            record = await owner.transition(record, S.STOPPING, reason)
+        self.stop_requested = True
+        self.stop_health()
+        template = owner.template(record)
+        sig = template.stop_signal_number if template is not None else signal.SIGTERM
+        wait = timeout if timeout is not None else (template.stop_timeout_seconds if template else 10.0)
+        problem = None
+        try:
+            await kill.terminate_tree(
+                record.pid, instance_id=record.instance_id, sig=sig, timeout=wait, exited=self.exit_future
+            )
+        except Exception as exc:  # never leave an instance in Stopping: record what went wrong instead
+            log.error("%s: stop failed: %r", self.name, exc)
+            problem = f"stopped, but terminating the process failed: {exc}"
+        fut = self.exit_future
+        info = fut.result() if fut is not None and fut.done() and not fut.cancelled() else None
+        last = LastExit(code=info.code, signal=info.signal, at=utc_now()) if info else record.last_exit
+        self.attached = False
+        return await owner.transition(
+            record, S.STOPPED, problem or "stopped", pid=None, pid_create_time=None, stopped_at=utc_now(),
+            last_exit=last, attached=False,
+        )  # fmt: skip
+
+    async def attach(self, record: InstanceRecord, pid: int, create_time: float) -> InstanceRecord:
+        """Supervise a process Actant did not start: watched and stopped, never restarted. Caller holds the lock."""
+        owner = self._owner
+        self.cancel_restart()
+        record = await owner.transition(record, S.STARTING, f"attach to pid {pid}")
+        self.started_mono = time.monotonic() - max(0.0, time.time() - create_time)
+        record = await owner.transition(
+            record, S.RUNNING, f"attached to pid {pid}", pid=pid, pid_create_time=create_time,
+            attached=True, launched_at=utc_now(),
+        )  # fmt: skip
+        self.attached = True
+        self._watch(pid, is_child=False, popen=None)
+        return record
+
+    async def detach(self, record: InstanceRecord) -> InstanceRecord:
+        """Stop supervising an attached process, leaving it running. Caller holds the lock."""
+        self.stop_health()
+        self._unwatch()
+        self.exit_future = None
+        self.attached = False
+        return await self._owner.transition(
+            record, S.STOPPED, f"detached from pid {record.pid}", pid=None, pid_create_time=None,
+            attached=False, stopped_at=utc_now(),
+        )  # fmt: skip
+
+    # -- health ---------------------------------------------------------------------------------------
+
+    def _start_health(self, record: InstanceRecord) -> None:
+        template = self._owner.template(record)
+        if template is None or template.health_check is None:
+            return
+        check = template.health_check
+        probe = health.make_probe(build_probe_spec(record, check, self._owner.layout))
+        pid = record.pid
+
+        async def unhealthy(reason: str) -> None:
+            await self._on_unhealthy(pid, reason)
+
+        monitor = health.HealthMonitor(
+            probe, interval=check.interval_seconds, failure_threshold=check.failure_threshold,
+            on_unhealthy=unhealthy,
+        )  # fmt: skip
+        monitor.start()
+        self.health = monitor
+
+    def stop_health(self) -> None:
+        if self.health is not None:
+            self.health.stop()
+            self.health = None
+
+    async def _on_unhealthy(self, pid: int | None, reason: str) -> None:
+        """Kill the unhealthy process; its exit then goes through the restart policy like any crash."""
+        owner, name = self._owner, self.name
+        async with owner.lock(name):  # no start or stop can interleave, so only this process is killed
+            record = owner.current(name)
+            if record is None or record.pid != pid or record.status is not S.RUNNING:
+                return
+            self.health_failure = f"health check failed: {reason}"
+            owner.event("health", name, ok=False, reason=reason)
+            template = owner.template(record)
+            await kill.terminate_tree(
+                record.pid, instance_id=record.instance_id,
+                sig=template.stop_signal_number if template else signal.SIGTERM,
+                timeout=template.stop_timeout_seconds if template else 10.0, exited=self.exit_future,
+            )  # fmt: skip
+
+    # -- teardown -------------------------------------------------------------------------------------
+
+    def release(self) -> None:
+        """Stop probing and watching (the instance is being destroyed; its process is already stopped)."""
+        self.stop_health()
+        self._unwatch()
+
+    def close(self) -> None:
+        """Drop everything in flight: health monitor, pending restart, exit watch, background tasks."""
+        self.stop_health()
+        if self.restart_task is not None:
+            self.restart_task.cancel()
+        self._unwatch()
+        for task in list(self._tasks):
+            task.cancel()
+
+
+def _log_task_error(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task failed", exc_info=task.exception())
