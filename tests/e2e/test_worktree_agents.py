@@ -77,7 +77,7 @@ def daemon(short_tmp: Path, setup_env: dict[str, str]) -> Iterator[GitDaemon]:
                "setup": ["sh", "-c", "echo installing; echo done > .setup-ran"]})  # fmt: skip
     write_json(configs / "templates/wt-setup-fails.json", {"version": "1.0", "name": "wt-setup-fails",
                "backend": "custom", "command": ["{python}", "-c", "print('hi')"],
-               "setup": ["sh", "-c", "echo resolving deps; echo 'npm ERR! missing: left-pad' >&2; exit 7"]})  # fmt: skip
+               "setup": ["sh", "-c", "echo resolving deps; echo 'npm ERR! missing: x' >&2; exit 7"]})  # fmt: skip
     d = GitDaemon(short_tmp, configs)
     d.extra_env = {}
     try:
@@ -159,7 +159,7 @@ def test_setup_command(daemon: GitDaemon, repo: Path) -> None:
     assert (ws / ".setup-ran").exists()
     bad = daemon.call("agent.create", {"name": "s2", "template": "wt-setup-fails", "repo": str(repo)})["agent"]
     assert bad["status"] == "Failed" and bad["setup"]["exitCode"] == 7
-    assert "npm ERR! missing: left-pad" in bad["reason"] and "exited with code 7" in bad["reason"]
+    assert "npm ERR! missing: x" in bad["reason"] and "exited with code 7" in bad["reason"]
     assert "resolving deps" in bad["setup"]["outputTail"]
     # Failed after setup is still an instance: it can be destroyed, its worktree goes with it.
     assert daemon.call("agent.destroy", {"name": "s2"})["destroyed"]
