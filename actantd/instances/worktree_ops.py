@@ -19,9 +19,13 @@ from actantd.errors import GitFailed, InvalidParams, WorktreeDirty
 from actantd.instances import git, worktree
 from actantd.instances.record import InstanceRecord, SetupResult
 from actantd.instances.setup import run_setup
+from actantd.instances.state import Status
 
 BLOCKERS_SHOWN = 20
 """Paths a refused destroy lists; the rest are counted."""
+
+ENDED = frozenset({Status.STOPPED, Status.FAILED, Status.CRASHED})
+"""Where an instance lands when its process ended by itself; an Ephemeral one is then removed."""
 
 DAEMON_ONLY_ENV = frozenset({"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC"})
 
@@ -142,3 +146,17 @@ def setup_failure(result: SetupResult) -> str | None:
     lines = [line for line in result.output_tail.splitlines() if line.strip()][-10:]
     tail = ("\n" + "\n".join(lines)) if lines else ""
     return f"setup {' '.join(result.argv)} {what}{tail}"
+
+
+def ephemeral_blockers(record: InstanceRecord, workspace: Path) -> str | None:
+    """Why an ended Ephemeral instance must stay (uncommitted work in its worktree), or None to remove it."""
+    if record.repo is None:
+        return None
+    try:
+        lines = worktree.removal_blockers(workspace)
+    except GitFailed as exc:
+        return f"could not check its worktree: {exc.message}"
+    if not lines:
+        return None
+    return (f"ephemeral workspace kept: {len(lines)} uncommitted or untracked path(s) in its worktree; commit them "
+            f"on {record.branch} and destroy it, or destroy --force")  # fmt: skip

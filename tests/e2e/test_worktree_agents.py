@@ -78,6 +78,13 @@ def daemon(short_tmp: Path, setup_env: dict[str, str]) -> Iterator[GitDaemon]:
     write_json(configs / "templates/wt-setup-fails.json", {"version": "1.0", "name": "wt-setup-fails",
                "backend": "custom", "command": ["{python}", "-c", "print('hi')"],
                "setup": ["sh", "-c", "echo resolving deps; echo 'npm ERR! missing: x' >&2; exit 7"]})  # fmt: skip
+    commit = "import subprocess as s; s.run(['git', 'commit', '-q', '--allow-empty', '-m', 'ephemeral work'])"
+    write_json(configs / "templates/wt-ephemeral.json", {"version": "1.0", "name": "wt-ephemeral",
+               "backend": "custom", "launchMode": "OneShot", "workspacePolicy": "Ephemeral",
+               "command": ["{python}", "-c", commit]})  # fmt: skip
+    write_json(configs / "templates/wt-ephemeral-dirty.json", {"version": "1.0", "name": "wt-ephemeral-dirty",
+               "backend": "custom", "launchMode": "OneShot", "workspacePolicy": "Ephemeral",
+               "command": ["{python}", "-c", "open('draft.txt', 'w').write('unsaved')"]})  # fmt: skip
     d = GitDaemon(short_tmp, configs)
     d.extra_env = {}
     try:
@@ -164,6 +171,23 @@ def test_setup_command(daemon: GitDaemon, repo: Path) -> None:
     # Failed after setup is still an instance: it can be destroyed, its worktree goes with it.
     assert daemon.call("agent.destroy", {"name": "s2"})["destroyed"]
     assert worktree_paths(repo) == [str(ws)]
+
+
+def test_ephemeral_workspace_goes_when_the_run_ends_and_the_branch_stays(daemon: GitDaemon, repo: Path) -> None:
+    daemon.start()
+    conn = daemon.conn()
+    conn.call("events.subscribe", {"types": ["instance"]})
+    daemon.call("agent.create", {"name": "e1", "template": "wt-ephemeral", "repo": str(repo)})
+    daemon.call("agent.start", {"name": "e1", "wait": False})
+    conn.wait_event(lambda e: e.get("agent") == "e1" and e.get("event") == "destroyed")
+    assert worktree_paths(repo) == [] and "ephemeral work" in git(repo, "log", "--oneline", "actant/e1")
+    daemon.call("agent.create", {"name": "e2", "template": "wt-ephemeral-dirty", "repo": str(repo)})
+    daemon.call("agent.start", {"name": "e2", "wait": False})
+    kept = conn.wait_event(lambda e: e.get("agent") == "e2" and e.get("event") == "ephemeralKept")
+    conn.close()
+    assert "1 uncommitted or untracked" in kept["reason"]
+    assert daemon.call("agent.status", {"name": "e2"})["agent"]["status"] == "Stopped"
+    assert len(worktree_paths(repo)) == 1
 
 
 # -- SIGKILL during create and destroy ----------------------------------------------------------------------
