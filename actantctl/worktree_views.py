@@ -46,7 +46,8 @@ def worktree_details(record: dict[str, Any]) -> str:
     ]
     setup = record.get("setup")
     if isinstance(setup, dict):
-        pairs.append(("setup", f"{text(setup.get('argv'))} → exit {text(setup.get('exitCode'))}"))
+        argv = " ".join(str(a) for a in setup.get("argv") or [])
+        pairs.append(("setup", f"{argv or '-'} → exit {text(setup.get('exitCode'))}"))
     width = 17  # the width agent_details aligns to ("workspace policy:")
     return "\n" + "\n".join(f"{(k + ':').ljust(width)} {v}".rstrip() for k, v in pairs)
 

@@ -137,6 +137,29 @@ def test_two_agents_on_one_repository(daemon: GitDaemon, repo: Path) -> None:
     assert git(repo, "status", "--porcelain") == ""
 
 
+def test_concurrent_creates_on_one_repository(daemon: GitDaemon, repo: Path) -> None:
+    daemon.start()
+    results: dict[str, Any] = {}
+
+    def create(name: str) -> None:
+        conn = daemon.conn()
+        try:
+            results[name] = conn.call("agent.create", {"name": name, "template": "wt-agent", "repo": str(repo)})
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=create, args=(f"c{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(results) == ["c0", "c1", "c2", "c3"]
+    assert len(worktree_paths(repo)) == 4 and "locked" not in git(repo, "worktree", "list", "--porcelain")
+    for name in results:
+        assert daemon.call("agent.destroy", {"name": name})["destroyed"]
+    assert worktree_paths(repo) == []
+
+
 def test_create_errors_and_dirty_warning(daemon: GitDaemon, repo: Path, short_tmp: Path) -> None:
     daemon.start()
     plain = short_tmp / "plain"
