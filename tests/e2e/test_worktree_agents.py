@@ -85,6 +85,10 @@ def daemon(short_tmp: Path, setup_env: dict[str, str]) -> Iterator[GitDaemon]:
     write_json(configs / "templates/wt-ephemeral-dirty.json", {"version": "1.0", "name": "wt-ephemeral-dirty",
                "backend": "custom", "launchMode": "OneShot", "workspacePolicy": "Ephemeral",
                "command": ["{python}", "-c", "open('draft.txt', 'w').write('unsaved')"]})  # fmt: skip
+    write_json(configs / "templates/wt-setup-hangs.json", {"version": "1.0", "name": "wt-setup-hangs",
+               "backend": "custom", "command": ["{python}", "-c", "pass"],
+               "setup": ["sh", "-c", f"echo $$ > {short_tmp}/setup.pid.tmp && mv {short_tmp}/setup.pid.tmp "
+                         f"{short_tmp}/setup.pid && exec sleep 3600"]})  # fmt: skip
     d = GitDaemon(short_tmp, configs)
     d.extra_env = {}
     try:
@@ -194,6 +198,19 @@ def test_setup_command(daemon: GitDaemon, repo: Path) -> None:
     # Failed after setup is still an instance: it can be destroyed, its worktree goes with it.
     assert daemon.call("agent.destroy", {"name": "s2"})["destroyed"]
     assert worktree_paths(repo) == [str(ws)]
+
+
+def test_sigkill_during_setup_leaves_the_agent_failed(daemon: GitDaemon, repo: Path, short_tmp: Path) -> None:
+    daemon.start()
+    _send_async(daemon, "agent.create", {"name": "s3", "template": "wt-setup-hangs", "repo": str(repo)})
+    pid = _wait_for(short_tmp / "setup.pid", daemon)
+    setup_proc = psutil.Process(pid)
+    daemon.kill()
+    daemon.start()  # recovery ends the orphaned setup (it carries the instance id) before recording Failed
+    setup_proc.wait(10)  # raises TimeoutExpired if recovery left it running
+    status = daemon.call("agent.status", {"name": "s3"})["agent"]
+    assert status["status"] == "Failed" and "setup was interrupted" in status["reason"]
+    assert worktree_paths(repo) == [status["workspace"]]
 
 
 def test_ephemeral_workspace_goes_when_the_run_ends_and_the_branch_stays(daemon: GitDaemon, repo: Path) -> None:
