@@ -19,13 +19,9 @@ from actantd.errors import GitFailed, InvalidParams, WorktreeDirty
 from actantd.instances import git, worktree
 from actantd.instances.record import InstanceRecord, SetupResult
 from actantd.instances.setup import run_setup
-from actantd.instances.state import Status
 
 BLOCKERS_SHOWN = 20
 """Paths a refused destroy lists; the rest are counted."""
-
-ENDED = frozenset({Status.STOPPED, Status.FAILED, Status.CRASHED})
-"""Where an instance lands when its process ended by itself; an Ephemeral one is then removed."""
 
 DAEMON_ONLY_ENV = frozenset({"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC"})
 
