@@ -57,7 +57,9 @@ async def create(
         existing = lc.records.get(name)
         if existing is not None:
             if (existing.template_ref, existing.work_dir, existing.overrides) == (template, work_dir, ov) and (
-                await asyncio.to_thread(worktree_ops.same_request, existing, repo, branch, base)
+                worktree_ops.same_request(existing, None, branch, base)
+                if repo is None
+                else await asyncio.to_thread(worktree_ops.same_request, existing, repo, branch, base)
             ):
                 return existing  # idempotent: same arguments, nothing to change
             raise AgentExists(
@@ -72,7 +74,12 @@ async def create(
         if work_dir is not None:
             others = [(r.name, lc.workspace(r)) for r in lc.records.values()]
             check_work_dir(name, Path(work_dir), planned, home=lc.layout.home, others=others)
-        wt_plan = await asyncio.to_thread(worktree_ops.plan, name, repo, branch, base, work_dir, planned)
+        # Planning a worktree runs git (a worker thread); without a repository it only checks the params.
+        wt_plan = (
+            worktree_ops.plan(name, None, branch, base, work_dir, planned)
+            if repo is None
+            else await asyncio.to_thread(worktree_ops.plan, name, repo, branch, base, work_dir, planned)
+        )
         tpl: Template = resolved.template
         record0 = new_record(
             name=name,

@@ -497,13 +497,12 @@ class WorktreeMaker:
     copied: list[str] = field(default_factory=list)
 
     def make(self, stage: Path) -> None:
-        write_intent(
-            stage,
-            Intent(
-                self.name, self.instance_id, self.plan.repo, str(stage), self.plan.branch, self.plan.base_commit,
-                self.plan.create_branch,
-            ),
-        )  # fmt: skip
+        intent = Intent(self.name, self.instance_id, self.plan.repo, str(stage), self.plan.branch,
+                        self.plan.base_commit, self.plan.create_branch)  # fmt: skip
+        try:
+            write_intent(stage, intent)
+        except OSError as exc:  # nothing was created yet
+            raise WorkspaceInit(f"{self.name}: could not write {intent_path(stage)}: {exc}", agent=self.name) from exc
         add(stage, self.plan)
 
     def prepare(self, stage: Path) -> None:
