@@ -89,6 +89,9 @@ def test_cli_errors(daemon: Daemon, env: dict[str, str], short_tmp: Path) -> Non
     failed = ctl(daemon, env, "agent", "create", "x", "-t", "broken-setup", "--repo", str(repo))
     assert failed.returncode == 1 and "npm ERR! could not resolve" in failed.stderr
     assert "setup command" in failed.stderr and "Failed" in failed.stderr
+    (repo / "README.md").write_text("uncommitted edit\n")
+    dirty = ctl(daemon, env, "agent", "create", "y", "-t", "coder", "--repo", str(repo))
+    assert dirty.returncode == 0 and "warning:" in dirty.stderr and "not carried over" in dirty.stderr
     no_wt = ctl(daemon, env, "agent", "create", "plain", "-t", "coder")
     assert no_wt.returncode == 0
     nodiff = ctl(daemon, env, "agent", "diff", "plain")
