@@ -41,10 +41,15 @@ is built at ``.staging/<name>-<rand>`` and renamed into place, as every instance
    intent file is removed.
 
 On start (:func:`recover_intents`), an intent whose instance exists (same instance id) was committed:
-steps 5 are redone. One whose instance does not exist is rolled back: the worktree is removed (or its
+step 5 is redone. One whose instance does not exist is rolled back: the worktree is removed (or its
 registration, found by the unique lock reason, when git was killed mid-``add``), ``git worktree prune``,
 and the branch deleted *only* if Actant created it and it still points at the base commit (``update-ref
 -d`` with the expected old value, so no commit is ever lost).
+
+Why not create in place, with the record written first as the marker? ``git worktree add`` needs an
+empty or missing directory, so the record could only come after git; and an instance directory that appears
+before it is complete would be a half instance for the scan to quarantine. Building at the staging path
+keeps the one rule every instance follows: it appears whole, with one rename.
 
 Crash safety (destroy)
 ----------------------
