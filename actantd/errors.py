@@ -179,6 +179,41 @@ class ConfigNotFound(ActantError):
     error_code = "CONFIG_NOT_FOUND"
 
 
+class NotAGitRepository(ActantError):
+    """``--repo`` names a directory that is not inside a git repository (issue #12, worktree workspaces)."""
+
+    code = -32023
+    error_code = "NOT_A_GIT_REPOSITORY"
+
+
+class BranchCheckedOut(ActantError):
+    """The branch an agent's worktree would use is already checked out in another worktree."""
+
+    code = -32024
+    error_code = "BRANCH_CHECKED_OUT"
+
+
+class GitBaseNotFound(ActantError):
+    """``--base`` names no commit, branch or tag of the repository."""
+
+    code = -32025
+    error_code = "GIT_BASE_NOT_FOUND"
+
+
+class WorktreeDirty(ActantError):
+    """Destroy refused: the agent's worktree has uncommitted or untracked changes (``--force`` discards them)."""
+
+    code = -32026
+    error_code = "WORKTREE_DIRTY"
+
+
+class GitFailed(ActantError):
+    """A git command failed for a reason Actant does not map to a more specific error (or git is missing)."""
+
+    code = -32027
+    error_code = "GIT_FAILED"
+
+
 def _all_subclasses(cls: type[ActantError]) -> list[type[ActantError]]:
     out: list[type[ActantError]] = []
     for sub in cls.__subclasses__():

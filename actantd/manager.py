@@ -21,9 +21,17 @@ class Manager(Lifecycle):
         await recovery.initialize(self)
 
     async def create(
-        self, name: str, template: str, work_dir: str | None = None, overrides: dict[str, Any] | None = None
+        self,
+        name: str,
+        template: str,
+        work_dir: str | None = None,
+        overrides: dict[str, Any] | None = None,
+        repo: str | None = None,
+        branch: str | None = None,
+        base: str | None = None,
+        warnings: list[str] | None = None,
     ) -> InstanceRecord:
-        return await workspaces.create(self, name, template, work_dir, overrides)
+        return await workspaces.create(self, name, template, work_dir, overrides, repo, branch, base, warnings)
 
     async def destroy(self, name: str, force: bool = False) -> bool:
         return await workspaces.destroy(self, name, force)
@@ -31,3 +39,14 @@ class Manager(Lifecycle):
     async def sync(self, name: str) -> InstanceRecord:
         """Re-materialize the workspace from the current configs (also run on hot reload)."""
         return await workspaces.sync(self, name)
+
+    # -- git worktree workspaces (blocking reads: the RPC layer runs them in a worker thread) ---------------
+
+    def worktree_status(self, record: InstanceRecord) -> dict[str, Any] | None:
+        return workspaces.worktree_status(self, record)
+
+    def diff(self, name: str, stat: bool = False) -> dict[str, Any]:
+        return workspaces.diff(self, name, stat)
+
+    async def process_ended(self, name: str) -> None:
+        await workspaces.end_ephemeral(self, name)

@@ -15,10 +15,13 @@ from typing import Any
 import click
 
 from actantctl.client import ClientError
+from actantctl.commands import agent_diff
+from actantctl.commands.agent_worktree import report_worktree_create, worktree_options, worktree_params
 from actantctl.commands.completion import complete_agents, complete_templates
 from actantctl.context import AppContext, json_option, pass_app
 from actantctl.output import Failure, print_json, print_json_line, progress, text, warn
 from actantctl.views import STATUSES, agent_details, agent_table
+from actantctl.worktree_views import wide_table, worktree_details
 from actantd.errors import ActantError, AgentNotAttached
 from actantd.instances.state import Status
 
@@ -59,9 +62,19 @@ def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
     help="Use this directory (e.g. an existing repo) as the workspace instead of one under the home.",
 )
 @click.option("-e", "--env", "env_pairs", multiple=True, metavar="KEY=VALUE", help="Extra environment (repeatable).")
+@worktree_options
 @json_option
 @pass_app
-def create(app: AppContext, name: str, template: str, work_dir: str | None, env_pairs: tuple[str, ...]) -> None:
+def create(
+    app: AppContext,
+    name: str,
+    template: str,
+    work_dir: str | None,
+    env_pairs: tuple[str, ...],
+    repo: str | None,
+    branch: str | None,
+    base: str | None,
+) -> None:
     """Create an agent from a template and build its workspace."""
     params: dict[str, Any] = {"name": name, "template": template}
     if work_dir is not None:
@@ -69,25 +82,32 @@ def create(app: AppContext, name: str, template: str, work_dir: str | None, env_
     env = _parse_env(env_pairs)
     if env:
         params["overrides"] = {"env": env}
+    params.update(worktree_params({"repo": repo, "branch": branch, "base": base}))
     result = app.call("agent.create", params, timeout=LIFECYCLE_TIMEOUT)
     if app.json:
         print_json(result)
         return
     record = _agent_of(result)
     click.echo(f"created {name} (template {text(record.get('templateRef', template))}, {text(record.get('status'))})")
+    report_worktree_create(result)
 
 
 @agent.command("list")
 @click.option("--status", type=click.Choice(STATUSES, case_sensitive=False), help="Only agents in this status.")
 @click.option("--template", shell_complete=complete_templates, help="Only agents built from this template.")
+@click.option("-o", "--output", "output_format", type=click.Choice(["table", "wide"]), default="table",
+              help="wide: add each git worktree's branch, ahead/behind and changes.")  # fmt: skip
 @json_option
 @pass_app
-def list_(app: AppContext, status: str | None, template: str | None) -> None:
+def list_(app: AppContext, status: str | None, template: str | None, output_format: str) -> None:
     """List agents."""
-    params = {k: v for k, v in (("status", status), ("template", template)) if v is not None}
+    params: dict[str, Any] = {k: v for k, v in (("status", status), ("template", template)) if v is not None}
+    if output_format == "wide":
+        params["wide"] = True
     result = app.call("agent.list", params)
     agents = result.get("agents") or []
-    app.emit(result, agent_table(agents) if agents else "no agents")
+    view = wide_table if output_format == "wide" else agent_table
+    app.emit(result, view(agents) if agents else "no agents")
 
 
 @agent.command()
@@ -97,7 +117,7 @@ def list_(app: AppContext, status: str | None, template: str | None) -> None:
 def status(app: AppContext, name: str) -> None:
     """Show an agent's state, process figures and last exit."""
     result = app.call("agent.status", {"name": name})
-    app.emit(result, agent_details(_agent_of(result)))
+    app.emit(result, agent_details(_agent_of(result)) + worktree_details(_agent_of(result)))
 
 
 @agent.command()
@@ -307,3 +327,6 @@ def _try(app: AppContext, method: str, params: dict[str, Any], what: str) -> boo
         warn(f"{what}: {exc.message}")
         return False
     return True
+
+
+agent.add_command(agent_diff.diff)  # issue #12: `agent diff`, in its own module

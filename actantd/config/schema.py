@@ -151,6 +151,9 @@ class Template(ConfigBase, kw_only=True, frozen=True):
     stop_signal: str = "SIGTERM"
     stop_timeout_seconds: NonNegFloat = 10.0
     health_check: HealthCheck | None = None
+    # Workspace setup (issue #12): run once in a new workspace, e.g. ["npm", "ci"]; placeholders as in `command`.
+    setup: Argv | None = None
+    setup_timeout_seconds: PosFloat = 600.0
 
     def __post_init__(self) -> None:
         # Checked here rather than at stop time: a typo must surface when the file is saved, not when the

@@ -125,6 +125,10 @@ class Lifecycle:
         """Journal then publish a non-transition event."""
         self.bus.publish(self.journal.record(type_, agent, **data))
 
+    async def process_ended(self, name: str) -> None:
+        """Called after an exit was handled (outside the lock); :class:`~actantd.manager.Manager` applies the
+        workspace policy here."""
+
     def announce(self, name: str, src: Status, dst: Status, reason: str) -> None:
         """Journal then publish a transition that is already persisted (create writes its states at once)."""
         self.bus.publish(self.journal.transition(name, src.value, dst.value, reason))

@@ -40,6 +40,16 @@ class LastExit(msgspec.Struct, rename="camel", frozen=True):
     at: str
 
 
+class SetupResult(msgspec.Struct, rename="camel", frozen=True):
+    """A template's setup command as it ran once in the new workspace; the output is a bounded tail."""
+
+    argv: list[str]
+    exit_code: int | None
+    at: str
+    output_tail: str = ""
+    timed_out: bool = False
+
+
 class Overrides(msgspec.Struct, rename="camel", frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     """Instance-level settings given at create time; never a copy of the template."""
 
@@ -72,6 +82,16 @@ class InstanceRecord(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
     health: str | None = None
     materialized: list[str] = []
     """Workspace-relative files Actant wrote; destroy of a ``--work-dir`` instance removes exactly these."""
+    # -- a workspace that is a git worktree (instances/worktree.py); all by reference, None otherwise ----------
+    repo: str | None = None
+    """The repository (its main worktree) this instance's workspace is a linked worktree of."""
+    branch: str | None = None
+    base: str | None = None
+    """The base as a name (branch, tag, or a commit when HEAD was detached); ahead/behind are counted from it."""
+    base_commit: str | None = None
+    """The commit the branch was created from (the fallback when ``base`` no longer exists)."""
+    setup: SetupResult | None = None
+    """The outcome of the template's ``setup`` command, run once after create."""
 
 
 _encoder = msgspec.json.Encoder()

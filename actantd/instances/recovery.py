@@ -14,7 +14,7 @@ from actantd.errors import ActantError
 from actantd.instances.lifecycle import Lifecycle
 from actantd.instances.record import InstanceRecord, utc_now
 from actantd.instances.state import ACTIVE, LIVE, NEEDS_RECOVERY, Status
-from actantd.supervisor import exits, procfs
+from actantd.supervisor import exits, kill, procfs
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,9 @@ async def initialize(lc: Lifecycle) -> None:
         lc.event("instance", name, event="migrated")
     lc.records = dict(result.records)
     for record in list(lc.records.values()):
-        if record.status in NEEDS_RECOVERY:
+        if record.status is S.INITIALIZING:
+            await interrupted_setup(lc, record)
+        elif record.status in NEEDS_RECOVERY:
             async with lc.lock(record.name):
                 try:
                     await recover(lc, record)
@@ -43,6 +45,19 @@ async def initialize(lc: Lifecycle) -> None:
                     message = exc.message if isinstance(exc, ActantError) else repr(exc)
                     log.error("instances/%s: recovery failed: %s", record.name, message)
                     lc.event("instance", record.name, event="recoveryFailed", reason=message)
+
+
+async def interrupted_setup(lc: Lifecycle, record: InstanceRecord) -> None:
+    """Only a template's setup command leaves an instance Initializing on disk (workspaces.create): the daemon
+    died while it ran. Whatever of it still runs (it carries ``ACTANT_INSTANCE_ID``) is ended; the instance
+    is Failed, so it can be started anyway or destroyed."""
+    try:
+        await kill.terminate_tree(None, instance_id=record.instance_id, timeout=2.0)
+        await lc.transition(record, S.FAILED, "setup was interrupted by a daemon restart; start the agent anyway, "
+                            "or destroy and create it again")  # fmt: skip
+    except Exception as exc:  # one bad instance must never keep the daemon from starting
+        message = exc.message if isinstance(exc, ActantError) else repr(exc)
+        lc.event("instance", record.name, event="recoveryFailed", reason=message)
 
 
 def is_our_process(record: InstanceRecord) -> bool:

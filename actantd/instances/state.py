@@ -81,6 +81,11 @@ with no process behind it (a launch whose failure could not be recorded, disk fu
 the user recovers it)."""
 
 
+ENDED: frozenset[Status] = frozenset({S.STOPPED, S.FAILED, S.CRASHED})
+"""Where an instance lands when its process ended by itself; with no restart pending, an ``Ephemeral``
+workspace is then removed (instances/workspaces.py, ``end_ephemeral``)."""
+
+
 def can_transition(src: Status, dst: Status) -> bool:
     return dst in TRANSITIONS[src]
 

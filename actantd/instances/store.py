@@ -8,7 +8,9 @@ Crash atomicity comes from three rules, so a SIGKILL at any instant leaves an in
   instance the last step is renaming a prepared symlink into place);
 * destroy first renames the instance into ``.trash/`` and only then deletes it.
 
-``scan`` finishes what a crash interrupted: it deletes staging leftovers and empties the trash.
+``scan`` finishes what a crash interrupted: it deletes staging leftovers and empties the trash. An instance
+whose workspace is a git worktree follows the same rules, with git's registration kept in step
+(:mod:`actantd.instances.worktree` explains the order).
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from pathlib import Path
 
 from actantd import fsutil
 from actantd.errors import InstanceCorrupted, InvalidName, SchemaTooNew, StateWrite, WorkspaceInit
+from actantd.instances import worktree
 from actantd.instances.record import InstanceRecord, decode, encode
+from actantd.instances.worktree import WorktreeMaker
 from actantd.paths import INSTANCE_FILE, Layout, is_valid_name
 
 log = logging.getLogger(__name__)
@@ -159,17 +163,30 @@ class InstanceStore:
     def exists(self, name: str) -> bool:
         return os.path.lexists(self.layout.instance_dir(name))
 
-    def create(self, record: InstanceRecord, populate: Callable[[Path], InstanceRecord]) -> InstanceRecord:
+    def create(
+        self,
+        record: InstanceRecord,
+        populate: Callable[[Path], InstanceRecord],
+        worktree: WorktreeMaker | None = None,
+    ) -> InstanceRecord:
         """Build the instance out of sight, then make it appear with one rename.
 
         ``populate(workspace)`` materializes files and returns the record to persist. For a ``--work-dir``
-        instance the workspace is the user's directory and what appears atomically is the symlink.
+        instance the workspace is the user's directory and what appears atomically is the symlink. With
+        ``worktree`` the staging directory is a new git worktree (the order is in :mod:`.worktree`).
         """
         name = validate_name(record.name)
         target = self.layout.instance_dir(name)
         stage = self.layout.staging / f"{name}-{uuid.uuid4().hex[:8]}"
         try:
-            if record.work_dir is None:
+            if worktree is not None:
+                worktree.make(stage)
+                self.write_at(stage, record)
+                worktree.prepare(stage)
+                final = populate(stage)
+                self.write_at(stage, final)
+                fsutil.fsync_dir(stage)
+            elif record.work_dir is None:
                 stage.mkdir(mode=0o755)
                 self.write_at(stage, record)
                 final = populate(stage)
@@ -187,8 +204,16 @@ class InstanceStore:
             os.rename(stage, target)
             fsutil.fsync_dir(self.layout.instances)
         except BaseException:
+            if worktree is not None:
+                with contextlib.suppress(Exception):
+                    worktree.abort(stage)
             self._purge(stage)
             raise
+        if worktree is not None:
+            try:
+                worktree.commit(target, stage)
+            except Exception as exc:  # committed already: the next start finishes it from the intent file
+                log.error("instances/%s: worktree created, registration not yet updated: %s", name, exc)
         return final
 
     def write_at(self, directory: Path, record: InstanceRecord) -> None:
@@ -203,8 +228,26 @@ class InstanceStore:
         dest = self.layout.trash / f"{name}-{uuid.uuid4().hex[:8]}"
         os.rename(src, dest)
         fsutil.fsync_dir(self.layout.instances)
+        self._discard_worktree(dest)
         self._purge(dest)
         return True
+
+    def _discard_worktree(self, path: Path) -> None:
+        """A trashed or staged git-worktree instance: its registration goes with it (the branch stays)."""
+        if path.is_symlink() or not path.is_dir():
+            return  # a --work-dir instance's workspace is the user's, never removed
+        try:
+            record, _ = decode((path / INSTANCE_FILE).read_bytes(), where=str(path))
+        except (OSError, InstanceCorrupted, SchemaTooNew):
+            return
+        if record.repo is not None:
+            worktree.discard(path, record.repo)
+
+    def _recorded_id(self, name: str) -> str | None:
+        try:
+            return self.read(name)[0].instance_id
+        except (InstanceCorrupted, SchemaTooNew):
+            return None
 
     def _purge(self, path: Path) -> None:
         """Delete a staged or trashed instance; for a symlink, only what Actant wrote in the target."""
@@ -240,11 +283,12 @@ class InstanceStore:
             parent = parent.parent
 
     def _finish_interrupted(self) -> list[str]:
-        cleaned = []
+        cleaned = worktree.recover_intents(self.layout.staging, self._recorded_id)
         for holder in (self.layout.staging, self.layout.trash):
             with os.scandir(holder) as entries:
                 leftovers = [holder / e.name for e in entries]
             for path in leftovers:
+                self._discard_worktree(path)
                 self._purge(path)
                 cleaned.append(str(path))
         return cleaned

@@ -2,7 +2,9 @@
 
 Create is crash-safe through :meth:`InstanceStore.create` (staged directory, renamed into place); the
 Initializing record lists the files before they are written, so whatever moment a create is interrupted,
-cleanup knows exactly which files are Actant's. Each operation runs under the instance's lock.
+cleanup knows exactly which files are Actant's. Each operation runs under the instance's lock. A workspace
+that is a git worktree (``repo``) follows the same steps with git kept in step (:mod:`.worktree`), and a
+template's ``setup`` command runs once the new workspace is in place (:mod:`.setup`).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import msgspec
 from actantd import materialize
 from actantd.config.schema import Template
 from actantd.errors import ActantError, AgentAlreadyRunning, AgentExists, AgentNotFound, InvalidParams, WorkspaceInit
+from actantd.instances import worktree, worktree_ops
 from actantd.instances.lifecycle import Lifecycle
 from actantd.instances.record import InstanceRecord, Overrides, new_record, utc_now
-from actantd.instances.state import DESTROYABLE, LIVE, Status
+from actantd.instances.state import DESTROYABLE, ENDED, LIVE, Status
 from actantd.instances.store import validate_name
 from actantd.paths import INSTANCE_FILE
 
@@ -29,8 +32,20 @@ S = Status
 
 
 async def create(
-    lc: Lifecycle, name: str, template: str, work_dir: str | None = None, overrides: dict[str, Any] | None = None
+    lc: Lifecycle,
+    name: str,
+    template: str,
+    work_dir: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    repo: str | None = None,
+    branch: str | None = None,
+    base: str | None = None,
+    warnings: list[str] | None = None,
 ) -> InstanceRecord:
+    """Build an instance; with ``repo`` its workspace is a new git worktree (:mod:`.worktree`).
+
+    ``warnings`` collects what the caller should tell the user (a dirty HEAD not carried over).
+    """
     validate_name(name)
     try:
         ov = msgspec.convert(overrides or {}, Overrides)
@@ -41,7 +56,11 @@ async def create(
     async with lc.lock(name):
         existing = lc.records.get(name)
         if existing is not None:
-            if (existing.template_ref, existing.work_dir, existing.overrides) == (template, work_dir, ov):
+            if (existing.template_ref, existing.work_dir, existing.overrides) == (template, work_dir, ov) and (
+                worktree_ops.same_request(existing, None, branch, base)
+                if repo is None
+                else await asyncio.to_thread(worktree_ops.same_request, existing, repo, branch, base)
+            ):
                 return existing  # idempotent: same arguments, nothing to change
             raise AgentExists(
                 f"agent {name!r} already exists (template {existing.template_ref!r})",
@@ -55,8 +74,14 @@ async def create(
         if work_dir is not None:
             others = [(r.name, lc.workspace(r)) for r in lc.records.values()]
             check_work_dir(name, Path(work_dir), planned, home=lc.layout.home, others=others)
+        # Planning a worktree runs git (a worker thread); without a repository it only checks the params.
+        wt_plan = (
+            worktree_ops.plan(name, None, branch, base, work_dir, planned)
+            if repo is None
+            else await asyncio.to_thread(worktree_ops.plan, name, repo, branch, base, work_dir, planned)
+        )
         tpl: Template = resolved.template
-        base = new_record(
+        record0 = new_record(
             name=name,
             template_ref=template,
             launch_mode=tpl.launch_mode,
@@ -64,10 +89,13 @@ async def create(
             work_dir=work_dir,
             overrides=ov,
         )
+        record0 = worktree_ops.apply(record0, wt_plan)
         # The Initializing record lists the files before they are written (see materialize.plan).
         initializing = msgspec.structs.replace(
-            base, status=S.INITIALIZING, updated_at=utc_now(), materialized=sorted(planned)
+            record0, status=S.INITIALIZING, updated_at=utc_now(), materialized=sorted(planned)
         )
+        # With a setup command the instance appears still Initializing; it runs once the workspace is in place.
+        has_setup = tpl.setup is not None
 
         def populate(workspace: Path) -> InstanceRecord:
             lc.store.write_at(workspace, initializing)
@@ -78,15 +106,37 @@ async def create(
             except OSError as exc:
                 raise WorkspaceInit(f"{name}: could not write the workspace: {exc}", agent=name) from exc
             return msgspec.structs.replace(
-                initializing, status=S.READY, materialized=files, updated_at=utc_now(), reason="created"
-            )
+                initializing, status=S.INITIALIZING if has_setup else S.READY, materialized=files,
+                updated_at=utc_now(), reason="running setup" if has_setup else "created",
+            )  # fmt: skip
 
-        final = await asyncio.to_thread(lc.store.create, base, populate)
+        maker = worktree_ops.maker(wt_plan, record0, planned)
+        final = await asyncio.to_thread(lc.store.create, record0, populate, maker)
         lc.records[name] = final
-        lc.event("instance", name, event="created", template=template, workDir=work_dir)
-        for src, dst in ((S.CREATED, S.INITIALIZING), (S.INITIALIZING, S.READY)):
-            lc.announce(name, src, dst, "created")
-        return final
+        notes = list(wt_plan.warnings) if wt_plan is not None else []
+        if warnings is not None:
+            warnings.extend(notes)
+        lc.event("instance", name, event="created", template=template, workDir=work_dir, repo=final.repo,
+                 branch=final.branch, base=final.base, warnings=notes or None)  # fmt: skip
+        lc.announce(name, S.CREATED, S.INITIALIZING, "created")
+        if not has_setup:
+            lc.announce(name, S.INITIALIZING, S.READY, "created")
+            return final
+        return await _run_setup(lc, final, tpl)
+
+
+async def _run_setup(lc: Lifecycle, record: InstanceRecord, template: Template) -> InstanceRecord:
+    """The template's setup command, once, in the new workspace: Initializing → Ready, or → Failed."""
+    workspace = lc.workspace(record)
+    values = {"python": lc.python, "workspace": str(workspace), "name": record.name,
+              "configs": str(lc.layout.configs)}  # fmt: skip
+    result = await worktree_ops.setup(record, template, workspace, lc.layout.log_dir(record.name) / "setup.log",
+                                      values)  # fmt: skip
+    assert result is not None
+    failure = worktree_ops.setup_failure(result)
+    if failure is not None:
+        return await lc.transition(record, S.FAILED, failure, setup=result)
+    return await lc.transition(record, S.READY, "created (setup done)", setup=result)
 
 
 async def destroy(lc: Lifecycle, name: str, force: bool = False) -> bool:
@@ -112,6 +162,7 @@ async def destroy(lc: Lifecycle, name: str, force: bool = False) -> bool:
                 )
             if record.status in LIVE:
                 record = await proc.terminate(record, "destroy requested", None)
+        await asyncio.to_thread(worktree_ops.check_destroy, record, lc.workspace(record), force)
         proc.release()
         await asyncio.to_thread(lc.store.destroy, name)
         shutil.rmtree(lc.layout.log_dir(name), ignore_errors=True)
@@ -126,12 +177,49 @@ async def sync(lc: Lifecycle, name: str) -> InstanceRecord:
         record = lc.get(name)
         resolved = lc.resolve(record.template_ref)
         files = await asyncio.to_thread(materialize.materialize, lc.workspace(record), resolved)
+        if record.repo is not None:  # a worktree: keep the new set of files out of git there too
+            await asyncio.to_thread(worktree.exclude, lc.workspace(record), files)
         if files != record.materialized:
             record = msgspec.structs.replace(record, materialized=files, updated_at=utc_now())
             lc.store.write(record)
             lc.records[name] = record
         lc.event("instance", name, event="synced", files=files)
         return record
+
+
+# -- git worktree workspaces: reads and the Ephemeral policy -------------------------------------------------
+
+
+def worktree_status(lc: Lifecycle, record: InstanceRecord) -> dict[str, Any] | None:
+    """Branch, ahead/behind and changes of a worktree agent (runs git: call it in a worker thread)."""
+    return worktree_ops.status_of(record, lc.workspace(record))
+
+
+def diff(lc: Lifecycle, name: str, stat: bool = False) -> dict[str, Any]:
+    """``agent diff``: the agent's work against its base (runs git: call it in a worker thread)."""
+    record = lc.get(name)
+    return worktree_ops.diff_of(record, lc.workspace(record), stat)
+
+
+async def end_ephemeral(lc: Lifecycle, name: str) -> None:
+    """An Ephemeral instance is removed once its process has ended by itself and no restart is pending.
+
+    Its branch is kept (destroy never deletes one); a worktree with uncommitted work is kept too, and an
+    event says why, so no work is lost. ``agent stop`` does not end it, so ``restart`` keeps working.
+    """
+    record = lc.records.get(name)
+    if record is None or record.workspace_policy != "Ephemeral" or record.status not in ENDED:
+        return
+    if lc.process(name).restart_task is not None:
+        return
+    blockers = await asyncio.to_thread(worktree_ops.ephemeral_blockers, record, lc.workspace(record))
+    if blockers:
+        lc.event("instance", name, event="ephemeralKept", reason=blockers)
+        return
+    try:
+        await destroy(lc, name)
+    except ActantError as exc:  # started again meanwhile, or changed: it stays
+        lc.event("instance", name, event="ephemeralKept", reason=exc.message)
 
 
 def check_work_dir(

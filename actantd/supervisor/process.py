@@ -68,6 +68,8 @@ class Owner(Protocol):
 
     def event(self, type_: str, agent: str | None, **data: Any) -> None: ...
 
+    async def process_ended(self, name: str) -> None: ...
+
 
 class AgentProcess:
     def __init__(self, name: str, owner: Owner) -> None:
@@ -202,13 +204,18 @@ class AgentProcess:
         def done(f: asyncio.Future[exits.ExitInfo]) -> None:
             if f.cancelled() or self._owner.closing:
                 return
-            self._spawn_task(self._on_exit(pid, f.result()))
+            self._spawn_task(self._exit_then_ended(pid, f.result()))
 
         fut.add_done_callback(done)
 
     def _unwatch(self) -> None:
         if self.exit_future is not None and not self.exit_future.done():
             exits.unwatch(self.exit_future)
+
+    async def _exit_then_ended(self, pid: int, info: exits.ExitInfo) -> None:
+        """Exit handling, then the owner's say on a process that ended (the Ephemeral workspace policy)."""
+        await self._on_exit(pid, info)
+        await self._owner.process_ended(self.name)
 
     async def _on_exit(self, pid: int, info: exits.ExitInfo) -> None:
         """The process exited: record it, then let the restart policy decide (docs/architecture.md)."""

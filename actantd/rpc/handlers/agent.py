@@ -24,11 +24,20 @@ class CreateP(Params):
     template: str
     work_dir: str | None = None
     overrides: dict[str, Any] | None = None
+    repo: str | None = None
+    branch: str | None = None
+    base: str | None = None
 
 
 class ListP(Params):
     status: str | None = None
     template: str | None = None
+    wide: bool = False
+
+
+class DiffP(Params):
+    name: str
+    stat: bool = False
 
 
 class StartP(Params):
@@ -66,12 +75,25 @@ class AttachP(Params):
 
 @METHODS.method("agent.create", params=CreateP, mutating=True)
 async def create(svc: Services, p: CreateP, ctx: CallContext) -> Any:
-    return {"agent": results.agent(await svc.manager.create(p.name, p.template, p.work_dir, p.overrides))}
+    warnings: list[str] = []
+    m = svc.manager
+    record = await m.create(p.name, p.template, p.work_dir, p.overrides, p.repo, p.branch, p.base, warnings)
+    return {"agent": results.agent(record), "warnings": warnings}
 
 
 @METHODS.method("agent.list", params=ListP)
 async def list_(svc: Services, p: ListP, ctx: CallContext) -> Any:
-    return {"agents": results.agent_list(svc.manager.records.values(), p.status, p.template)}
+    agents = results.agent_list(svc.manager.records.values(), p.status, p.template)
+    if p.wide:  # git runs per worktree agent: only when asked for (`agent list -o wide`), off the loop
+        await asyncio.to_thread(_add_worktrees, svc, agents)
+    return {"agents": agents}
+
+
+def _add_worktrees(svc: Services, agents: list[dict[str, Any]]) -> None:
+    for item in agents:
+        record = svc.manager.records.get(item["name"])
+        if record is not None and record.repo is not None:
+            item["worktree"] = svc.manager.worktree_status(record)
 
 
 @METHODS.method("agent.status", params=NameP)
@@ -79,7 +101,15 @@ async def status(svc: Services, p: NameP, ctx: CallContext) -> Any:
     m = svc.manager
     record = m.get(p.name)
     figures = m.live(record)
-    return {"agent": results.agent_status(record, figures, svc.layout.log_dir(p.name), m.workspace(record))}
+    out = results.agent_status(record, figures, svc.layout.log_dir(p.name), m.workspace(record))
+    if record.repo is not None:  # a worktree's branch, ahead/behind and changes: git, so off the loop
+        out["worktree"] = await asyncio.to_thread(m.worktree_status, record)
+    return {"agent": out}
+
+
+@METHODS.method("agent.diff", params=DiffP)
+async def diff(svc: Services, p: DiffP, ctx: CallContext) -> Any:
+    return await asyncio.to_thread(svc.manager.diff, p.name, p.stat)
 
 
 @METHODS.method("agent.start", params=StartP, mutating=True)
