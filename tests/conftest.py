@@ -84,7 +84,18 @@ def short_tmp() -> Iterator[Path]:
 
 @pytest.fixture
 def daemon(short_tmp: Path) -> Iterator[object]:
-    """A real actantd with the bundled configs plus the test templates of ``tests/harness.py``."""
+    """The real daemon in-process (a thread of pytest) on a real socket, with the bundled configs plus the test
+    templates of ``tests/harness.py``: for every test that does not need the daemon to be a process of its own."""
+    from tests.harness import in_process_daemon
+
+    with in_process_daemon(short_tmp) as d:
+        yield d
+
+
+@pytest.fixture
+def daemon_process(short_tmp: Path) -> Iterator[object]:
+    """A real ``actantd`` subprocess, same configs: for tests that kill, signal or restart the daemon, check
+    its exit, or need its agents to be another process's children (crash, signal, re-adoption)."""
     from tests.harness import running_daemon
 
     with running_daemon(short_tmp) as d:

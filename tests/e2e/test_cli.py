@@ -1,6 +1,6 @@
 """``actantctl`` end to end: the real console script as a subprocess against a real ``actantd`` (DESIGN §9).
 
-Unlike ``test_cli_commands.py`` (a scripted fake daemon), every answer here comes from the daemon itself, so
+Unlike ``tests/cli/test_commands.py`` (a scripted fake daemon), every answer here comes from the daemon itself, so
 these tests pin the contract between the two halves: ``--json`` prints exactly one JSON document (one object
 per line when following), tables otherwise, exit statuses (0 ok, 3 daemon not running, 4 not found, non-zero
 with the reason on stderr for any other failure), streaming commands, and ``daemon start|stop``.
@@ -25,7 +25,8 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.harness import Daemon, write_json
+from tests.harness import Daemon
+from tests.helpers import alive, gone, with_default_signals, write_json
 
 _SCRIPT = Path(sys.executable).parent / "actantctl"
 CTL = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "actantctl"]
@@ -72,33 +73,14 @@ def rows(table: str) -> list[list[str]]:
     return [re.split(r"\s{2,}", line.strip()) for line in table.strip().splitlines()]
 
 
-def alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)  # pytest is a subreaper: a detached daemon's zombie may be ours to reap
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def gone(pid: int, timeout: float = 10.0) -> bool:
-    """Whether ``pid`` exits within ``timeout`` (psutil waits on the process, not on a timer)."""
-    try:
-        psutil.Process(pid).wait(timeout)
-    except psutil.NoSuchProcess:
-        pass
-    except psutil.TimeoutExpired:
-        return not alive(pid)
-    return not alive(pid)
-
-
 class Lines:
     """A streaming ``actantctl`` process whose stdout lines are read with a deadline (a reader thread)."""
 
     def __init__(self, sock: Path, *args: str) -> None:
         self.argv = [*CTL, "--socket", str(sock), *args]
+        # The test stops it with SIGINT, as Ctrl-C would: it must not inherit an ignored SIGINT from pytest.
         self.proc = subprocess.Popen(
-            self.argv,
+            with_default_signals(self.argv),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -155,12 +137,12 @@ class Lines:
 
 
 @pytest.fixture
-def d(daemon: Daemon) -> Iterator[Daemon]:
-    """The real daemon; every agent is stopped at the end so nothing outlives the test."""
-    yield daemon
-    for agent in daemon.call("agent.list")["agents"]:
+def d(daemon_process: Daemon) -> Iterator[Daemon]:
+    """The real daemon process, as a user runs it; every agent is stopped at the end so nothing outlives the test."""
+    yield daemon_process
+    for agent in daemon_process.call("agent.list")["agents"]:
         with contextlib.suppress(Exception):
-            daemon.call("agent.destroy", {"name": agent["name"], "force": True})
+            daemon_process.call("agent.destroy", {"name": agent["name"], "force": True})
 
 
 # ------------------------------------------------------------------------------------------------ daemon
@@ -515,4 +497,4 @@ def test_daemon_start_spawns_a_detached_daemon_and_stop_ends_everything(short_tm
             if alive(leftover):
                 with contextlib.suppress(psutil.Error):
                     psutil.Process(leftover).kill()
-                alive(leftover)
+                gone(leftover)

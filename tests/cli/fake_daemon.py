@@ -2,7 +2,7 @@
 
 In-process (:class:`FakeDaemon`, a thread) it records every request, answers per method with a result, a
 callable or an error, and can push notifications after answering a method. As a script
-(``python cli_fake_daemon.py --socket S --home H``) it plays the daemon for ``actantctl daemon start``: it takes
+(``python fake_daemon.py --socket S --home H``) it plays the daemon for ``actantctl daemon start``: it takes
 the per-home flock like the real one (losers exit 1 at once), answers ping/status, and exits on shutdown.
 """
 
