@@ -106,6 +106,18 @@ def kill_all(procs: list[psutil.Process]) -> None:
 
 # ------------------------------------------------------------------------------------------------ signals
 
+
+def ignored_mask(pid: int) -> int:
+    """The process's ignored-signal mask as the kernel reports it (``SigIgn`` in ``/proc/PID/status``)."""
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line.split()[1] for line in f if line.startswith("SigIgn:")), 16)
+
+
+def ignores(mask: int, sig: int) -> bool:
+    """Whether ``sig`` is set in a ``SigIgn`` mask (bit N-1 stands for signal N)."""
+    return bool(mask >> (sig - 1) & 1)
+
+
 _RESET_AND_EXEC = (
     "import os, signal, sys\n"
     "for s in (signal.SIGINT, signal.SIGQUIT):\n"

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests.harness import PYTHON, Daemon, InProcessDaemon, RpcError, make_configs
-from tests.helpers import alive, instance_procs, kill_all, write_json
+from tests.helpers import alive, ignored_mask, ignores, instance_procs, kill_all, write_json
 
 
 def raw_exchange(path: Path, data: bytes, timeout: float = 10.0) -> bytes:
@@ -329,3 +329,26 @@ def test_no_agent_survives_a_clean_shutdown_even_if_started_during_it(daemon_pro
     left = instance_procs(late_id)
     kill_all(left)
     assert not left, "an agent started during shutdown outlived the daemon"
+
+
+class _BackgroundJobDaemon(Daemon):
+    """``actantd`` started the way a shell starts a background job: SIGINT and SIGQUIT ignored."""
+
+    def argv(self) -> list[str]:
+        return ["bash", "-c", 'trap "" INT QUIT; exec "$@"', "bash", *super().argv()]
+
+
+def test_agents_start_with_default_signals_when_the_daemon_inherited_ignored_ones(short_tmp: Path) -> None:
+    """An ignored signal survives exec: without the reset an agent told to stop with SIGINT never hears it."""
+    d = _BackgroundJobDaemon(short_tmp, make_configs(short_tmp))
+    d.start()
+    try:
+        daemon_mask = ignored_mask(d.pid)
+        d.call("agent.create", {"name": "bg", "template": "sleeper"})
+        pid = d.call("agent.start", {"name": "bg"})["agent"]["pid"]
+        agent_mask = ignored_mask(pid)
+        for sig in (signal.SIGINT, signal.SIGQUIT):
+            assert not ignores(agent_mask, sig), f"agent ignores {sig.name}: SigIgn {agent_mask:#x}"
+            assert not ignores(daemon_mask, sig), f"daemon still ignores {sig.name}: SigIgn {daemon_mask:#x}"
+    finally:
+        assert d.stop() == 0
