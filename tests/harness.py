@@ -112,7 +112,7 @@ def daemon_env() -> dict[str, str]:
     return env
 
 
-class _Served:
+class DaemonBase:
     """What both kinds of daemon share: the paths under ``root`` and calls over the real socket."""
 
     def __init__(self, root: Path, configs: Path | None = None) -> None:
@@ -140,7 +140,7 @@ class _Served:
             self._conn = None
 
 
-class Daemon(_Served):
+class Daemon(DaemonBase):
     """``python -m actantd`` in a subprocess, for tests that need the daemon to be a process of its own."""
 
     def __init__(self, root: Path, configs: Path | None = None) -> None:
@@ -254,7 +254,7 @@ def running_daemon(root: Path) -> Iterator[Daemon]:
                 d.proc.wait()
 
 
-class InProcessDaemon(_Served):
+class InProcessDaemon(DaemonBase):
     """The real daemon object (:class:`actantd.daemon.Daemon`) on a uvloop loop in a thread of pytest.
 
     It serves the real Unix socket under ``root`` with the same client API as :class:`Daemon`; what it lacks
@@ -364,7 +364,7 @@ def in_process_daemon(root: Path) -> Iterator[InProcessDaemon]:
             d.stop()
 
 
-def add_template(daemon: _Served, template: dict[str, Any]) -> None:
+def add_template(daemon: DaemonBase, template: dict[str, Any]) -> None:
     """Write a template into the running daemon's configs and wait for the hot reload that picks it up."""
     conn = daemon.conn()
     try:
