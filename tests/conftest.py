@@ -1,5 +1,11 @@
 """Shared fixtures. The autouse ``no_leftover_processes`` fails any test that leaves a descendant alive.
 
+Layout: one folder per package of the code (``config/``, ``instances/``, ``supervisor/``, ``rpc/``, ``cli/``,
+``daemon/`` for the daemon's top-level modules), plus ``e2e/`` (the CLI against a daemon) and ``soak/``; test
+files are named by subject. Shared helpers are in ``helpers.py``, the two kinds of daemon in ``harness.py``:
+``daemon`` is the real daemon in-process (a thread of pytest, real socket), ``daemon_process`` a real
+``actantd`` subprocess for tests that kill, signal or restart it.
+
 pytest marks itself a child subreaper, so even a double-forked, setsid'd grandchild of something a test
 started is reparented here and shows up in ``children(recursive=True)``.
 """

@@ -55,8 +55,17 @@ def test_parallel_stop_and_destroy(daemon: InProcessDaemon) -> None:
     names = [f"p{i}" for i in range(8)]
     for n in names:
         daemon.call("agent.create", {"name": n, "template": "stubborn"})
-        daemon.call("agent.start", {"name": n})
     conns = [daemon.conn() for _ in names]
+    # Started in parallel too: each start waits out its grace (1 s) for an immediate crash, by then the agent
+    # ignores SIGTERM; one after the other that is 8 s of waiting that tests nothing.
+    starters = [
+        threading.Thread(target=c.call, args=("agent.start", {"name": n})) for c, n in zip(conns, names, strict=True)
+    ]
+    for t in starters:
+        t.start()
+    for t in starters:
+        t.join()
+    assert {a["status"] for a in daemon.call("agent.list")["agents"]} == {"Running"}
     t0 = time.monotonic()
     errors: list[BaseException] = []
 
