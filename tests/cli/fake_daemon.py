@@ -67,11 +67,12 @@ class FakeDaemon:
 
     def stop(self) -> None:
         self.stopped.set()
-        if self._listener is not None:
+        with self._lock:  # stop() runs from the test and from the daemon.shutdown handler: take it once
+            listener, self._listener = self._listener, None
+        if listener is not None:
             with contextlib.suppress(OSError):
-                self._listener.shutdown(socket.SHUT_RDWR)
-            self._listener.close()
-            self._listener = None
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         with self._lock:
