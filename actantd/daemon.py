@@ -37,7 +37,7 @@ from actantd.rpc.server import RpcServer, inherited_listen_socket
 from actantd.rpc.services import DaemonInfo, Services
 from actantd.rpc.streams import LogStreams
 from actantd.supervisor.exits import reap_orphans
-from actantd.supervisor.spawn import set_child_subreaper
+from actantd.supervisor.spawn import default_ignored_signals, set_child_subreaper
 
 log = logging.getLogger("actantd")
 
@@ -72,8 +72,12 @@ def acquire_lock(layout: Layout) -> IO[str]:
 
 
 class Daemon:
-    def __init__(self, layout: Layout) -> None:
+    def __init__(self, layout: Layout, *, signal_handlers: bool = True) -> None:
         self.layout = layout
+        self._signal_handlers = signal_handlers
+        """False when embedded (the tests' in-process daemon): handlers can only be set from the main thread."""
+        self.ready = asyncio.Event()
+        """Set once the socket listens and READY=1 is sent: the in-process readiness event."""
         self.started = time.monotonic()
         self.journal = Journal(layout.journal)
         self.bus = EventBus()
@@ -162,9 +166,10 @@ class Daemon:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_shutdown)
-        loop.add_signal_handler(signal.SIGHUP, self._reload_on_hup)
+        if self._signal_handlers:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_shutdown)
+            loop.add_signal_handler(signal.SIGHUP, self._reload_on_hup)
         self.journal.daemon_event("started", pid=os.getpid(), version=__version__)
         for issue in self.configs.errors:
             log.warning("config: %s", issue)
@@ -178,6 +183,7 @@ class Daemon:
         ]
         sdnotify.notify(f"READY=1\nSTATUS=listening on {self.server.path}\nMAINPID={os.getpid()}")
         log.info("actantd %s listening on %s (home %s)", __version__, self.server.path, self.layout.home)
+        self.ready.set()
         await self._stop.wait()
         sdnotify.notify("STOPPING=1")
         log.info("shutting down%s", " (agents keep running)" if self._keep_agents else "")
@@ -252,6 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     if seed_configs(layout.configs):
         log.info("seeded configs at %s from the bundled examples", layout.configs)
     set_child_subreaper()
+    default_ignored_signals()  # agents start with default dispositions, even when we are a background job
     limit_malloc_arenas()
     import uvloop
 

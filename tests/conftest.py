@@ -1,5 +1,11 @@
 """Shared fixtures. The autouse ``no_leftover_processes`` fails any test that leaves a descendant alive.
 
+Layout: one folder per package of the code (``config/``, ``instances/``, ``supervisor/``, ``rpc/``, ``cli/``,
+``daemon/`` for the daemon's top-level modules), plus ``e2e/`` (the CLI against a daemon) and ``soak/``; test
+files are named by subject. Shared helpers are in ``helpers.py``, the two kinds of daemon in ``harness.py``:
+``daemon`` is the real daemon in-process (a thread of pytest, real socket), ``daemon_process`` a real
+``actantd`` subprocess for tests that kill, signal or restart it.
+
 pytest marks itself a child subreaper, so even a double-forked, setsid'd grandchild of something a test
 started is reparented here and shows up in ``children(recursive=True)``.
 """
@@ -84,7 +90,18 @@ def short_tmp() -> Iterator[Path]:
 
 @pytest.fixture
 def daemon(short_tmp: Path) -> Iterator[object]:
-    """A real actantd with the bundled configs plus the test templates of ``tests/harness.py``."""
+    """The real daemon in-process (a thread of pytest) on a real socket, with the bundled configs plus the test
+    templates of ``tests/harness.py``: for every test that does not need the daemon to be a process of its own."""
+    from tests.harness import in_process_daemon
+
+    with in_process_daemon(short_tmp) as d:
+        yield d
+
+
+@pytest.fixture
+def daemon_process(short_tmp: Path) -> Iterator[object]:
+    """A real ``actantd`` subprocess, same configs: for tests that kill, signal or restart the daemon, check
+    its exit, or need its agents to be another process's children (crash, signal, re-adoption)."""
     from tests.harness import running_daemon
 
     with running_daemon(short_tmp) as d:

@@ -1,11 +1,18 @@
-"""A real ``actantd`` in a temp home, for integration tests.
+"""A real ``actantd`` in a temp home, for integration tests: as a subprocess, or in-process.
 
-Readiness is an event: the harness passes a ``NOTIFY_SOCKET`` and waits for the daemon's ``READY=1``
-datagram, exactly as systemd would. Calls go over the real Unix socket with a tiny NDJSON client.
+Both serve the real Unix socket and take calls through the same tiny NDJSON client (:class:`Conn`), so a test
+reads the same either way. :class:`InProcessDaemon` (the ``daemon`` fixture) runs
+:class:`actantd.daemon.Daemon` on a uvloop loop in a thread of pytest: no interpreter start-up, no import of
+the daemon per test. :class:`Daemon` (the ``daemon_process`` fixture) is ``python -m actantd`` in a
+subprocess; use it when the test needs the daemon to be a process of its own: to SIGKILL or signal it, to
+restart it over agents that outlived it (re-adoption), to check its exit code, or when a CLI process or
+systemd must start it. Readiness is an event either way: the subprocess gets a ``NOTIFY_SOCKET`` and the
+harness waits for its ``READY=1`` datagram, exactly as systemd would; the in-process one sets ``ready``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import json
@@ -19,9 +26,10 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from actantd.config.store import bundled_configs_dir
+from actantd.config.store import bundled_configs_dir, seed_configs
+from tests.helpers import write_json
 
 PYTHON = sys.executable
 
@@ -96,21 +104,54 @@ class Conn:
             self.sock.close()
 
 
-class Daemon:
+def daemon_env() -> dict[str, str]:
+    """pytest's environment without the variables that would point a daemon at another home, socket or manager."""
+    env = dict(os.environ)
+    for var in ("ACTANT_HOME", "ACTANT_CONFIGS", "ACTANT_SOCKET", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID"):
+        env.pop(var, None)
+    return env
+
+
+class DaemonBase:
+    """What both kinds of daemon share: the paths under ``root`` and calls over the real socket."""
+
     def __init__(self, root: Path, configs: Path | None = None) -> None:
         self.root = root
         self.home = root / "home"
         self.configs = configs or root / "configs"
         self.socket = root / "actantd.sock"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.stderr_path = root / "actantd.stderr"
         self._conn: Conn | None = None
 
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        for var in ("ACTANT_HOME", "ACTANT_CONFIGS", "ACTANT_SOCKET", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID"):
-            env.pop(var, None)
-        return env
+        return daemon_env()
+
+    def conn(self, timeout: float = 30.0) -> Conn:
+        return Conn(self.socket, timeout)
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        """A call on one connection kept for the daemon's lifetime (``conn()`` for a separate one)."""
+        if self._conn is None:
+            self._conn = self.conn()
+        return self._conn.call(method, params)
+
+    def drop_conn(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class Daemon(DaemonBase):
+    """``python -m actantd`` in a subprocess, for tests that need the daemon to be a process of its own."""
+
+    def __init__(self, root: Path, configs: Path | None = None) -> None:
+        super().__init__(root, configs)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.stderr_path = root / "actantd.stderr"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
     def argv(self) -> list[str]:
         return [PYTHON, "-m", "actantd", "--home", str(self.home), "--configs", str(self.configs),
@@ -145,19 +186,6 @@ class Daemon:
         except FileNotFoundError:
             return ""
 
-    def conn(self, timeout: float = 30.0) -> Conn:
-        return Conn(self.socket, timeout)
-
-    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
-        if self._conn is None:
-            self._conn = self.conn()
-        return self._conn.call(method, params)
-
-    def drop_conn(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM and wait: the daemon stops its agents and exits 0."""
         self.drop_conn()
@@ -175,11 +203,6 @@ class Daemon:
         self.proc.kill()
         self.proc.wait()
         self.proc = None
-
-
-def write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2) + "\n")
 
 
 SLEEPER = (
@@ -231,7 +254,139 @@ def running_daemon(root: Path) -> Iterator[Daemon]:
                 d.proc.wait()
 
 
-def add_template(daemon: Daemon, template: dict[str, Any]) -> None:
+class InProcessDaemon(DaemonBase):
+    """The real daemon object (:class:`actantd.daemon.Daemon`) on a uvloop loop in a thread of pytest.
+
+    It serves the real Unix socket under ``root`` with the same client API as :class:`Daemon`; what it lacks
+    is a process of its own (``proc``): the tests that kill, signal or restart the daemon use :class:`Daemon`.
+    It is started as ``actantd``'s ``main`` would start it (the home's lock, seeded configs; pytest is a child
+    subreaper already, see ``conftest.py``), with two differences, both because it shares pytest's process:
+
+    - no signal handlers: ``loop.add_signal_handler`` works only in the main thread, and a signal to pytest
+      is not meant for the daemon; stop it with :meth:`stop` (``request_shutdown``, as SIGTERM would);
+    - no orphan reaping: every zombie child of pytest would count as the daemon's orphan, including the
+      ``actantctl`` processes a test runs and waits for itself (their exit status would be lost). The
+      autouse ``no_leftover_processes`` fixture reaps what is left at the end of each test instead.
+    """
+
+    def __init__(self, root: Path, configs: Path | None = None) -> None:
+        super().__init__(root, configs)
+        self.daemon: Any = None
+        """The :class:`actantd.daemon.Daemon` while running (for assertions on its state, never to mutate it)."""
+        self._thread: threading.Thread | None = None
+        self._loop: Any = None
+        self._result: list[BaseException | int] = []
+        self._lock: IO[str] | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        from actantd.daemon import acquire_lock
+        from actantd.paths import Layout
+
+        layout = Layout(home=self.home, configs=self.configs, socket=self.socket)
+        self._lock = acquire_lock(layout)
+        _orphan_reaping(False)
+        seed_configs(layout.configs)
+        ready = threading.Event()
+        self._result = []
+        self._thread = threading.Thread(target=self._serve, args=(layout, ready), name="actantd", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise RuntimeError(f"in-process actantd not ready in {timeout}s")
+        if self._result:  # run() ended before it was ready
+            self._thread.join()
+            self._thread = None
+            self._release_lock()
+            raise RuntimeError(f"in-process actantd failed to start: {self._result[0]!r}")
+
+    def _serve(self, layout: Any, ready: threading.Event) -> None:
+        import uvloop
+
+        from actantd.daemon import Daemon as ActantDaemon
+
+        async def main() -> int:
+            self._loop = asyncio.get_running_loop()
+            self.daemon = ActantDaemon(layout, signal_handlers=False)
+            run = asyncio.ensure_future(self.daemon.run())
+            up = asyncio.ensure_future(self.daemon.ready.wait())
+            await asyncio.wait({run, up}, return_when=asyncio.FIRST_COMPLETED)
+            if not run.done():
+                ready.set()
+            else:
+                up.cancel()
+            return await run
+
+        try:
+            self._result.append(uvloop.run(main()))
+        except BaseException as exc:  # reported to the test thread, by start() or stop()
+            self._result.append(exc)
+        finally:
+            ready.set()
+
+    @property
+    def pid(self) -> int:
+        return os.getpid()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def stop(self, timeout: float = 30.0, keep_agents: bool = False) -> int:
+        """What SIGTERM does: stop the agents (unless ``keep_agents``), close the socket; return run()'s code."""
+        self.drop_conn()
+        assert self._thread is not None
+        if self._thread.is_alive():
+            with contextlib.suppress(RuntimeError):  # the loop already closed
+                self._loop.call_soon_threadsafe(self.daemon.request_shutdown, keep_agents)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise RuntimeError(f"in-process actantd did not stop in {timeout}s")
+        self._thread = None
+        self._release_lock()
+        result = self._result[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+            _orphan_reaping(True)
+
+
+_embedded = [0]
+"""How many in-process daemons run now; orphan reaping is off while any does."""
+
+
+def _orphan_reaping(on: bool) -> None:
+    """Turn the daemon's housekeeping reaping off for in-process daemons (see :class:`InProcessDaemon`).
+
+    The daemon module's own name is patched, so only daemons in this process are affected (a subprocess
+    daemon has its own), and ``actantd.supervisor.exits.reap_orphans`` itself stays testable.
+    """
+    import actantd.daemon
+    from actantd.supervisor import exits
+
+    _embedded[0] += -1 if on else 1
+    actantd.daemon.reap_orphans = exits.reap_orphans if _embedded[0] == 0 else _reap_nothing  # type: ignore[assignment]
+
+
+def _reap_nothing(known: Any = ()) -> list[int]:
+    return []
+
+
+@contextlib.contextmanager
+def in_process_daemon(root: Path) -> Iterator[InProcessDaemon]:
+    d = InProcessDaemon(root, make_configs(root))
+    d.start()
+    try:
+        yield d
+    finally:
+        if d.running:
+            d.stop()
+
+
+def add_template(daemon: DaemonBase, template: dict[str, Any]) -> None:
     """Write a template into the running daemon's configs and wait for the hot reload that picks it up."""
     conn = daemon.conn()
     try:

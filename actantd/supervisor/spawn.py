@@ -16,6 +16,12 @@ What makes an agent survive a daemon crash:
   rotation (copy-truncate, see :mod:`.logs`) never leaves the writer at a stale offset;
 - ``close_fds``: the agent inherits none of the daemon's sockets or its lock file, so a surviving agent
   never keeps the daemon's single-writer lock held or its socket alive.
+
+An agent starts with default signal dispositions, as under supervisord or systemd: an ignored signal stays
+ignored across ``exec``, so a daemon started from a background job (SIGINT and SIGQUIT ignored) or under
+``nohup`` would otherwise hand that on, and an agent told to stop with SIGINT would never hear it.
+``actantd`` resets what it inherited as ignored at start-up (:func:`default_ignored_signals`); ``spawn``
+resets in the child whatever is still ignored when the daemon is embedded (the tests' in-process daemon).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import ctypes
 import errno
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -68,6 +75,31 @@ def resolve_executable(argv0: str, cwd: str | os.PathLike[str], env: Mapping[str
         candidate = os.path.normpath(os.path.join(os.fspath(cwd), argv0))
         return candidate if os.path.exists(candidate) else None
     return shutil.which(argv0, path=env.get("PATH", os.defpath))
+
+
+_RESTORED_BY_POPEN = frozenset({signal.SIGPIPE, signal.SIGXFSZ})
+"""Python ignores these itself; ``Popen(restore_signals=True)``, the default, resets them in the child."""
+
+
+def ignored_signals() -> list[int]:
+    """The signals this process ignores that a child would inherit as ignored across ``exec``."""
+    skip = _RESTORED_BY_POPEN | {signal.SIGKILL, signal.SIGSTOP}
+    return [int(sig) for sig in signal.valid_signals() if sig not in skip and signal.getsignal(sig) is signal.SIG_IGN]
+
+
+def default_ignored_signals() -> None:
+    """Set every inherited SIG_IGN back to SIG_DFL (main thread, at start-up), so agents start with defaults.
+
+    The daemon then spawns on Popen's fast path (no ``preexec_fn``); the signals it handles (SIGTERM, SIGINT,
+    SIGHUP) get their handlers afterwards, and caught signals are reset to default by ``exec`` anyway.
+    """
+    for sig in ignored_signals():
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def _reset_to_default(signals: list[int]) -> None:
+    for sig in signals:
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def _open_log(path: Path) -> int:
@@ -130,6 +162,7 @@ def spawn(
     if executable is None:
         raise _not_found(argv0, install_hint)
 
+    ignored = ignored_signals()
     out_path, err_path = Path(stdout_path), Path(stderr_path)
     out_fd = _open_log(out_path)
     try:
@@ -145,6 +178,8 @@ def spawn(
                 stderr=err_fd,
                 close_fds=True,
                 start_new_session=True,
+                # Only when something is still ignored (an embedded daemon): preexec_fn costs the vfork path.
+                preexec_fn=(lambda: _reset_to_default(ignored)) if ignored else None,
             )
         except OSError as exc:
             raise _launch_error(exc, executable, argv0, cwd_str, install_hint) from exc

@@ -7,7 +7,6 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from actantd.supervisor.logs import (
     tail_lines,
 )
 from actantd.supervisor.spawn import spawn
+from tests.helpers import until
 
 PY = sys.executable
 
@@ -37,14 +37,6 @@ def _append(path: Path, text: str) -> None:
 
 def _lines(first: int, last: int) -> str:
     return "".join(f"line {i}\n" for i in range(first, last + 1))
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 # -- rotation ----------------------------------------------------------------------------------------

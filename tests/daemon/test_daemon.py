@@ -1,7 +1,13 @@
-"""The daemon as a service: lifecycle, single instance per home, socket contract, methods and events."""
+"""The daemon as a service: lifecycle, single instance per home, socket contract, methods and events.
+
+Tests of what a client sees use the in-process daemon (``daemon`` fixture, :class:`InProcessDaemon`); tests
+of the process itself (its exit code on SIGTERM/SIGINT/``daemon.shutdown``, an inherited listening socket,
+shutdown under signals) start ``actantd`` as a subprocess (:class:`Daemon`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -15,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.harness import PYTHON, Daemon, RpcError, make_configs, write_json
+from tests.harness import PYTHON, Daemon, InProcessDaemon, RpcError, make_configs
+from tests.helpers import alive, ignored_mask, ignores, instance_procs, kill_all, write_json
 
 
 def raw_exchange(path: Path, data: bytes, timeout: float = 10.0) -> bytes:
@@ -37,21 +44,21 @@ def raw_exchange(path: Path, data: bytes, timeout: float = 10.0) -> bytes:
         return b"".join(chunks)
 
 
-def test_ping_and_status(daemon: Daemon) -> None:
+def test_ping_and_status(daemon: InProcessDaemon) -> None:
     ping = daemon.call("daemon.ping")
-    assert set(ping) == {"version", "pid", "uptimeSeconds"} and ping["pid"] == daemon.proc.pid  # type: ignore[union-attr]
+    assert set(ping) == {"version", "pid", "uptimeSeconds"} and ping["pid"] == daemon.pid
     status = daemon.call("daemon.status")
     assert status["home"] == str(daemon.home) and status["socket"] == str(daemon.socket)
     assert status["configErrors"] == []
     assert status["instances"] == {"total": 0, "byStatus": {}}
 
 
-def test_socket_modes(daemon: Daemon) -> None:
+def test_socket_modes(daemon: InProcessDaemon) -> None:
     assert (daemon.socket.stat().st_mode & 0o777) == 0o600
     assert (daemon.socket.parent.stat().st_mode & 0o777) == 0o700
 
 
-def test_second_daemon_on_same_home_refuses(daemon: Daemon) -> None:
+def test_second_daemon_on_same_home_refuses(daemon: InProcessDaemon) -> None:
     out = subprocess.run(
         [PYTHON, "-m", "actantd", "--home", str(daemon.home), "--configs", str(daemon.configs),
          "--socket", str(daemon.root / "other.sock")],
@@ -59,7 +66,7 @@ def test_second_daemon_on_same_home_refuses(daemon: Daemon) -> None:
     )  # fmt: skip
     assert out.returncode == 1
     assert f"already running for home {daemon.home}" in out.stderr
-    assert daemon.call("daemon.ping")["pid"] == daemon.proc.pid  # type: ignore[union-attr]
+    assert daemon.call("daemon.ping")["pid"] == daemon.pid
 
 
 def test_sigterm_exits_zero_removes_socket_and_stops_agents(short_tmp: Path) -> None:
@@ -69,7 +76,7 @@ def test_sigterm_exits_zero_removes_socket_and_stops_agents(short_tmp: Path) -> 
     pid = d.call("agent.start", {"name": "a"})["agent"]["pid"]
     assert d.stop() == 0
     assert not d.socket.exists()
-    assert not _alive(pid)
+    assert not alive(pid)
     record = json.loads((d.home / "instances/a/.actant.json").read_text())
     assert record["status"] == "Stopped"
 
@@ -84,7 +91,7 @@ def test_shutdown_method(short_tmp: Path) -> None:
 
 
 def test_configs_seeded_on_first_start(short_tmp: Path) -> None:
-    d = Daemon(short_tmp, short_tmp / "fresh-configs")
+    d = InProcessDaemon(short_tmp, short_tmp / "fresh-configs")
     d.start()
     try:
         names = {t["name"] for t in d.call("template.list")["items"]}
@@ -94,7 +101,7 @@ def test_configs_seeded_on_first_start(short_tmp: Path) -> None:
         d.stop()
 
 
-def test_config_methods(daemon: Daemon) -> None:
+def test_config_methods(daemon: InProcessDaemon) -> None:
     for kind in ("template", "skill", "prompt", "workflow", "mcp", "backend"):
         items = daemon.call(f"{kind}.list")["items"]
         assert items, kind
@@ -116,7 +123,7 @@ def test_config_methods(daemon: Daemon) -> None:
     assert daemon.call("config.validate")["valid"] is True
 
 
-def test_error_shapes(daemon: Daemon) -> None:
+def test_error_shapes(daemon: InProcessDaemon) -> None:
     with pytest.raises(RpcError) as info:
         daemon.call("agent.status", {"name": "ghost"})
     assert info.value.code == -32003
@@ -137,7 +144,7 @@ def test_error_shapes(daemon: Daemon) -> None:
     assert sorted(p.name for p in (daemon.home / "instances").iterdir()) == [".corrupted", ".staging", ".trash"]
 
 
-def test_transition_events_are_persisted_journaled_then_published(daemon: Daemon) -> None:
+def test_transition_events_are_persisted_journaled_then_published(daemon: InProcessDaemon) -> None:
     sub = daemon.conn()
     sid = sub.call("events.subscribe", {"agent": "ev", "types": ["transition"]})["subscription"]
     daemon.call("agent.create", {"name": "ev", "template": "sleeper"})
@@ -161,7 +168,7 @@ def test_transition_events_are_persisted_journaled_then_published(daemon: Daemon
     sub.close()
 
 
-def test_content_length_framing_and_batches(daemon: Daemon) -> None:
+def test_content_length_framing_and_batches(daemon: InProcessDaemon) -> None:
     body = json.dumps([
         {"jsonrpc": "2.0", "id": 1, "method": "daemon.ping"},
         {"jsonrpc": "2.0", "method": "daemon.ping"},
@@ -174,7 +181,7 @@ def test_content_length_framing_and_batches(daemon: Daemon) -> None:
     assert sorted(r["id"] for r in results) == [1, 2]
 
 
-def test_malformed_frames_keep_connection_usable(daemon: Daemon) -> None:
+def test_malformed_frames_keep_connection_usable(daemon: InProcessDaemon) -> None:
     reply = raw_exchange(
         daemon.socket, b'{"jsonrpc": "2.0", "id": 1, bad\n{"jsonrpc":"2.0","id":2,"method":"daemon.ping"}\n'
     )
@@ -183,14 +190,14 @@ def test_malformed_frames_keep_connection_usable(daemon: Daemon) -> None:
     assert lines[1]["id"] == 2 and "result" in lines[1]
 
 
-def test_oversize_message_is_refused_and_daemon_lives(daemon: Daemon) -> None:
+def test_oversize_message_is_refused_and_daemon_lives(daemon: InProcessDaemon) -> None:
     big = b'{"jsonrpc":"2.0","id":1,"method":"daemon.ping","params":{"x":"' + b"a" * (9 * 1024 * 1024) + b'"}}\n'
     reply = raw_exchange(daemon.socket, big)
     assert b"error" in reply.splitlines()[0]
     assert daemon.call("daemon.ping")["pid"]
 
 
-def test_other_uid_is_refused(daemon: Daemon) -> None:
+def test_other_uid_is_refused(daemon: InProcessDaemon) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to run a client as another user")
     nobody = pwd.getpwnam("nobody")
@@ -245,7 +252,7 @@ def test_inherited_socket_via_listen_fds(short_tmp: Path) -> None:
         d.stop()
 
 
-def test_hot_reload_rematerializes_and_keeps_last_good(daemon: Daemon) -> None:
+def test_hot_reload_rematerializes_and_keeps_last_good(daemon: InProcessDaemon) -> None:
     daemon.call("agent.create", {"name": "rev", "template": "code-reviewer"})
     agents_md = daemon.home / "instances/rev/AGENTS.md"
     assert "code-review" in agents_md.read_text()
@@ -268,7 +275,7 @@ def test_hot_reload_rematerializes_and_keeps_last_good(daemon: Daemon) -> None:
 
 
 def test_corrupted_instance_quarantined_at_startup(short_tmp: Path) -> None:
-    d = Daemon(short_tmp, make_configs(short_tmp))
+    d = InProcessDaemon(short_tmp, make_configs(short_tmp))
     broken = d.home / "instances/broken"
     broken.mkdir(parents=True)
     (broken / ".actant.json").write_text("{oops")
@@ -290,26 +297,6 @@ def test_corrupted_instance_quarantined_at_startup(short_tmp: Path) -> None:
         d.stop()
 
 
-def test_work_dir_instance(daemon: Daemon, short_tmp: Path) -> None:
-    repo = short_tmp / "repo"
-    repo.mkdir()
-    (repo / "main.py").write_text("print('hi')\n")
-    agent = daemon.call("agent.create", {"name": "wd", "template": "code-reviewer", "workDir": str(repo)})["agent"]
-    assert agent["workDir"] == str(repo)
-    assert (daemon.home / "instances/wd").is_symlink() and (repo / "AGENTS.md").exists()
-    daemon.call("agent.destroy", {"name": "wd"})
-    assert sorted(p.name for p in repo.iterdir()) == ["main.py"]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split(")")[-1].split()[0] != "Z"
-
-
 def test_sigint_also_clean(short_tmp: Path) -> None:
     d = Daemon(short_tmp, make_configs(short_tmp))
     d.start()
@@ -318,3 +305,50 @@ def test_sigint_also_clean(short_tmp: Path) -> None:
     assert d.proc.wait(30) == 0
     d.proc = None
     assert not d.socket.exists()
+
+
+def test_no_agent_survives_a_clean_shutdown_even_if_started_during_it(daemon_process: Daemon) -> None:
+    """While ``manager.shutdown`` stops agents the socket still takes mutating calls; a start then spawns an
+    agent nobody stops (and whose exit nobody watches, ``_closing`` is set) — it outlives "clean" exit 0."""
+    daemon = daemon_process
+    daemon.call("agent.create", {"name": "slow", "template": "stubborn"})
+    late_id = daemon.call("agent.create", {"name": "late", "template": "sleeper"})["agent"]["instanceId"]
+    daemon.call("agent.start", {"name": "slow"})
+    conn = daemon.conn()
+    try:
+        conn.call("events.subscribe", {"agent": "slow", "types": ["transition"]})
+        assert daemon.proc is not None
+        daemon.proc.send_signal(signal.SIGTERM)
+        conn.wait_event(lambda e: e["to"] == "Stopping")
+        with contextlib.suppress(RpcError, ConnectionError, OSError):
+            conn.call("agent.start", {"name": "late", "wait": False})
+    finally:
+        conn.close()
+    assert daemon.proc.wait(30) == 0
+    daemon.proc = None
+    left = instance_procs(late_id)
+    kill_all(left)
+    assert not left, "an agent started during shutdown outlived the daemon"
+
+
+class _BackgroundJobDaemon(Daemon):
+    """``actantd`` started the way a shell starts a background job: SIGINT and SIGQUIT ignored."""
+
+    def argv(self) -> list[str]:
+        return ["bash", "-c", 'trap "" INT QUIT; exec "$@"', "bash", *super().argv()]
+
+
+def test_agents_start_with_default_signals_when_the_daemon_inherited_ignored_ones(short_tmp: Path) -> None:
+    """An ignored signal survives exec: without the reset an agent told to stop with SIGINT never hears it."""
+    d = _BackgroundJobDaemon(short_tmp, make_configs(short_tmp))
+    d.start()
+    try:
+        daemon_mask = ignored_mask(d.pid)
+        d.call("agent.create", {"name": "bg", "template": "sleeper"})
+        pid = d.call("agent.start", {"name": "bg"})["agent"]["pid"]
+        agent_mask = ignored_mask(pid)
+        for sig in (signal.SIGINT, signal.SIGQUIT):
+            assert not ignores(agent_mask, sig), f"agent ignores {sig.name}: SigIgn {agent_mask:#x}"
+            assert not ignores(daemon_mask, sig), f"daemon still ignores {sig.name}: SigIgn {daemon_mask:#x}"
+    finally:
+        assert d.stop() == 0

@@ -1,6 +1,9 @@
 """``actantctl`` end to end: the real console script as a subprocess against a real ``actantd`` (DESIGN §9).
 
-Unlike ``test_cli_commands.py`` (a scripted fake daemon), every answer here comes from the daemon itself, so
+The daemon is the in-process one (``daemon`` fixture) on its real socket, which the CLI process cannot tell
+from a daemon process; ``daemon status`` (the pid it reports) and ``daemon start|stop`` use real processes.
+
+Unlike ``tests/cli/test_commands.py`` (a scripted fake daemon), every answer here comes from the daemon itself, so
 these tests pin the contract between the two halves: ``--json`` prints exactly one JSON document (one object
 per line when following), tables otherwise, exit statuses (0 ok, 3 daemon not running, 4 not found, non-zero
 with the reason on stderr for any other failure), streaming commands, and ``daemon start|stop``.
@@ -25,7 +28,8 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.harness import Daemon, write_json
+from tests.harness import Daemon, DaemonBase, InProcessDaemon
+from tests.helpers import alive, gone, with_default_signals, write_json
 
 _SCRIPT = Path(sys.executable).parent / "actantctl"
 CTL = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "actantctl"]
@@ -72,33 +76,14 @@ def rows(table: str) -> list[list[str]]:
     return [re.split(r"\s{2,}", line.strip()) for line in table.strip().splitlines()]
 
 
-def alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)  # pytest is a subreaper: a detached daemon's zombie may be ours to reap
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def gone(pid: int, timeout: float = 10.0) -> bool:
-    """Whether ``pid`` exits within ``timeout`` (psutil waits on the process, not on a timer)."""
-    try:
-        psutil.Process(pid).wait(timeout)
-    except psutil.NoSuchProcess:
-        pass
-    except psutil.TimeoutExpired:
-        return not alive(pid)
-    return not alive(pid)
-
-
 class Lines:
     """A streaming ``actantctl`` process whose stdout lines are read with a deadline (a reader thread)."""
 
     def __init__(self, sock: Path, *args: str) -> None:
         self.argv = [*CTL, "--socket", str(sock), *args]
+        # The test stops it with SIGINT, as Ctrl-C would: it must not inherit an ignored SIGINT from pytest.
         self.proc = subprocess.Popen(
-            self.argv,
+            with_default_signals(self.argv),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -154,30 +139,41 @@ class Lines:
         return code
 
 
-@pytest.fixture
-def d(daemon: Daemon) -> Iterator[Daemon]:
-    """The real daemon; every agent is stopped at the end so nothing outlives the test."""
-    yield daemon
+def _destroy_all(daemon: DaemonBase) -> None:
     for agent in daemon.call("agent.list")["agents"]:
         with contextlib.suppress(Exception):
             daemon.call("agent.destroy", {"name": agent["name"], "force": True})
 
 
+@pytest.fixture
+def d(daemon: InProcessDaemon) -> Iterator[InProcessDaemon]:
+    """The real daemon (in-process); every agent is stopped at the end so nothing outlives the test."""
+    yield daemon
+    _destroy_all(daemon)
+
+
+@pytest.fixture
+def d_process(daemon_process: Daemon) -> Iterator[Daemon]:
+    """The real daemon as a process of its own, as a user runs it."""
+    yield daemon_process
+    _destroy_all(daemon_process)
+
+
 # ------------------------------------------------------------------------------------------------ daemon
 
 
-def test_daemon_status_table_and_json(d: Daemon) -> None:
-    assert d.proc is not None
+def test_daemon_status_table_and_json(d_process: Daemon) -> None:
+    d = d_process
     text = ok(d.socket, "daemon", "status")
     sheet = dict(line.split(":", 1) for line in text.splitlines() if not line.startswith(" "))
-    assert sheet["pid"].strip() == str(d.proc.pid)
+    assert sheet["pid"].strip() == str(d.pid)
     assert sheet["socket"].strip() == str(d.socket)
     assert sheet["home"].strip() == str(d.home)
     assert sheet["config errors"].strip() == "none"
 
     for args in (("--json", "daemon", "status"), ("daemon", "status", "--json")):  # either position
         doc = json.loads(ok(d.socket, *args))
-        assert doc["pid"] == d.proc.pid
+        assert doc["pid"] == d.pid
         assert doc["socket"] == str(d.socket) and doc["configs"] == str(d.configs)
         assert doc["instances"] == {"total": 0, "byStatus": {}}
         assert doc["configErrors"] == []
@@ -200,7 +196,7 @@ def test_not_running_exits_3_and_says_how_to_start(short_tmp: Path) -> None:
 # --------------------------------------------------------------------------------------------- templates
 
 
-def test_template_list_and_show(d: Daemon) -> None:
+def test_template_list_and_show(d: InProcessDaemon) -> None:
     table = rows(ok(d.socket, "template", "list"))
     assert table[0][:2] == ["NAME", "BACKEND"] and table[0][-1] == "DESCRIPTION"
     by_name = {r[0]: r for r in table[1:]}
@@ -226,7 +222,7 @@ def test_template_list_and_show(d: Daemon) -> None:
     assert {"code-review", "typescript-expert"} <= {s["name"] for s in skills}
 
 
-def test_template_validate_names_file_and_json_path(d: Daemon, short_tmp: Path) -> None:
+def test_template_validate_names_file_and_json_path(d: InProcessDaemon, short_tmp: Path) -> None:
     good = short_tmp / "good.json"
     write_json(good, {"version": "1.0", "name": "good", "backend": "custom", "command": ["true"]})
     assert "is valid" in ok(d.socket, "template", "validate", str(good))
@@ -250,7 +246,7 @@ def test_template_validate_names_file_and_json_path(d: Daemon, short_tmp: Path) 
     assert relative.returncode == 2  # click: the file must exist
 
 
-def test_config_validate_good_then_broken(d: Daemon) -> None:
+def test_config_validate_good_then_broken(d: InProcessDaemon) -> None:
     assert ok(d.socket, "config", "validate").strip() == "configs is valid"
     assert js(d.socket, "config", "validate") == {"valid": True, "errors": [], "warnings": []}
 
@@ -265,7 +261,7 @@ def test_config_validate_good_then_broken(d: Daemon) -> None:
 # ------------------------------------------------------------------------------------------------ agents
 
 
-def test_agent_lifecycle_with_json(d: Daemon) -> None:
+def test_agent_lifecycle_with_json(d: InProcessDaemon) -> None:
     """create/list/status/start/logs/restart/stop/destroy, each printing exactly one JSON document."""
     sock = d.socket
     created = js(sock, "agent", "create", "demo", "--template", "demo")["agent"]
@@ -304,7 +300,7 @@ def test_agent_lifecycle_with_json(d: Daemon) -> None:
     assert js(sock, "agent", "destroy", "demo", "--force") == {"destroyed": False, "name": "demo"}
 
 
-def test_agent_lifecycle_tables(d: Daemon) -> None:
+def test_agent_lifecycle_tables(d: InProcessDaemon) -> None:
     sock = d.socket
     assert ok(sock, "agent", "list").strip() == "no agents"
     assert ok(sock, "agent", "create", "web", "-t", "demo").strip() == "created web (template demo, Ready)"
@@ -339,7 +335,7 @@ def test_agent_lifecycle_tables(d: Daemon) -> None:
     assert [r[0] for r in rows(ok(sock, "agent", "list"))[1:]] == ["idle"]
 
 
-def test_unknown_agent_or_template_exits_4(d: Daemon) -> None:
+def test_unknown_agent_or_template_exits_4(d: InProcessDaemon) -> None:
     for args in (
         ("agent", "status", "ghost"),
         ("agent", "start", "ghost"),
@@ -364,7 +360,7 @@ def test_unknown_agent_or_template_exits_4(d: Daemon) -> None:
     assert ctl(d.socket, "agent", "create", "../evil", "-t", "demo").returncode not in (0, 4)
 
 
-def test_launch_failure_reports_reason_and_stderr_tail(d: Daemon) -> None:
+def test_launch_failure_reports_reason_and_stderr_tail(d: InProcessDaemon) -> None:
     ok(d.socket, "agent", "create", "boom", "-t", "crasher")
     done = failing(d.socket, "agent", "start", "boom")
     assert done.returncode == 1
@@ -389,7 +385,7 @@ def test_launch_failure_reports_reason_and_stderr_tail(d: Daemon) -> None:
 # ------------------------------------------------------------------------------------------------ events
 
 
-def test_events_query_and_history(d: Daemon) -> None:
+def test_events_query_and_history(d: InProcessDaemon) -> None:
     sock = d.socket
     ok(sock, "agent", "create", "ev", "-t", "sleeper")
     ok(sock, "agent", "start", "ev")
@@ -421,7 +417,7 @@ def test_events_query_and_history(d: Daemon) -> None:
     assert re.search(r"\bev\s+command\s+agent\.start\s+ok\b", text), text
 
 
-def test_events_follow_streams_json_lines_while_an_agent_starts(d: Daemon) -> None:
+def test_events_follow_streams_json_lines_while_an_agent_starts(d: InProcessDaemon) -> None:
     sock = d.socket
     ok(sock, "agent", "create", "live", "-t", "sleeper")
     follower = Lines(sock, "--json", "events", "-f", "--agent", "live", "--since", "10m")
@@ -445,7 +441,7 @@ def test_events_follow_streams_json_lines_while_an_agent_starts(d: Daemon) -> No
     assert code == 0, follower.stderr()
 
 
-def test_agent_logs_follow(d: Daemon) -> None:
+def test_agent_logs_follow(d: InProcessDaemon) -> None:
     sock = d.socket
     ok(sock, "agent", "create", "chatty", "-t", "demo", *FAST_DEMO)
     ok(sock, "agent", "start", "chatty")
@@ -515,4 +511,4 @@ def test_daemon_start_spawns_a_detached_daemon_and_stop_ends_everything(short_tm
             if alive(leftover):
                 with contextlib.suppress(psutil.Error):
                     psutil.Process(leftover).kill()
-                alive(leftover)
+                gone(leftover)

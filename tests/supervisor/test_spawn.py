@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -14,7 +15,8 @@ import pytest
 
 from actantd.errors import AgentLaunch
 from actantd.supervisor import exits
-from actantd.supervisor.spawn import is_child_subreaper, resolve_executable, spawn
+from actantd.supervisor.spawn import ignored_signals, is_child_subreaper, resolve_executable, spawn
+from tests.helpers import ignores
 
 PY = sys.executable
 
@@ -183,3 +185,20 @@ def test_child_subreaper_really_adopts_orphans(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["1", "True", "0"]
     assert is_child_subreaper()  # pytest itself (conftest)
+
+
+SIGIGN_OF_SELF = "print(open('/proc/self/status').read())"
+
+
+async def test_agents_start_with_default_signal_dispositions(tmp_path: Path) -> None:
+    """A parent that ignores SIGINT/SIGQUIT (a background job) must not hand SIG_IGN on: exec keeps it."""
+    saved = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGQUIT)}
+    try:
+        assert set(ignored_signals()) >= {signal.SIGINT, signal.SIGQUIT}
+        info, out, _err = await _run([PY, "-c", SIGIGN_OF_SELF], tmp_path)
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    assert info.code == 0
+    mask = int(next(line.split()[1] for line in out.read_text().splitlines() if line.startswith("SigIgn:")), 16)
+    assert not ignores(mask, signal.SIGINT) and not ignores(mask, signal.SIGQUIT), hex(mask)

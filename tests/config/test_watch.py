@@ -9,45 +9,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import watchfiles
 
 from actantd.config.store import load_registry
 from actantd.config.watch import ConfigFilter, ConfigWatcher, Reload, watch_configs
+from tests.helpers import cfg, write_doc
 
 TIMEOUT = 10.0
 DEBOUNCE_MS, STEP_MS = 1000, 30
 
 
-def write(root: Path, rel: str, doc: dict[str, Any] | str) -> Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
-    return path
-
-
-def cfg(name: str, **fields: Any) -> dict[str, Any]:
-    return {"version": "1.0", "name": name, **fields}
-
-
 def minimal(root: Path) -> Path:
-    write(root, "backends/custom.json", cfg("custom"))
-    write(root, "skills/code-review.json", cfg("code-review", content="# Review"))
-    write(root, "templates/reviewer.json", cfg("reviewer", command=["x"], skills=["code-review"]))
-    write(root, "templates/other.json", cfg("other", command=["x"]))
+    write_doc(root, "backends/custom.json", cfg("custom"))
+    write_doc(root, "skills/code-review.json", cfg("code-review", content="# Review"))
+    write_doc(root, "templates/reviewer.json", cfg("reviewer", command=["x"], skills=["code-review"]))
+    write_doc(root, "templates/other.json", cfg("other", command=["x"]))
     return root
 
 
 async def until_ready(root: Path, batches: asyncio.Queue[set[Path]]) -> None:
     """Write probe files until the watcher reports one, then drain what it reported."""
     for attempt in range(50):
-        probe = write(root, f"probe/ready-{attempt}.json", "{}")
+        probe = write_doc(root, f"probe/ready-{attempt}.json", "{}")
         try:
             while True:
                 batch = await asyncio.wait_for(batches.get(), 0.2)
@@ -125,11 +113,11 @@ async def test_batches_exclude_swap_and_hidden_files(tmp_path: Path) -> None:
     (tmp_path / ".backup" / "x" / "skills").mkdir(parents=True)
     async with running(lambda stop: watch_configs(tmp_path, on_change, stop, debounce_ms=DEBOUNCE_MS, step_ms=STEP_MS)):
         await until_ready(tmp_path, batches)
-        write(tmp_path, "skills/.code-review.json.swp", "swap")
-        write(tmp_path, "skills/code-review.json~", "backup")
-        write(tmp_path, "skills/4913", "probe")
-        write(tmp_path, ".backup/x/skills/a.json", "{}")
-        real = write(tmp_path, "skills/code-review.json", cfg("code-review", content="x"))
+        write_doc(tmp_path, "skills/.code-review.json.swp", "swap")
+        write_doc(tmp_path, "skills/code-review.json~", "backup")
+        write_doc(tmp_path, "skills/4913", "probe")
+        write_doc(tmp_path, ".backup/x/skills/a.json", "{}")
+        real = write_doc(tmp_path, "skills/code-review.json", cfg("code-review", content="x"))
         seen = await next_batch_with(batches, real)
     reported = set().union(*seen)
     assert all(p.suffix in (".json", "") for p in reported)
@@ -151,7 +139,7 @@ async def test_callback_errors_do_not_stop_the_watch(tmp_path: Path) -> None:
         lambda stop: watch_configs(tmp_path, on_change, stop, debounce_ms=DEBOUNCE_MS, step_ms=STEP_MS)
     ) as task:
         await until_ready(tmp_path, batches)
-        after = write(tmp_path, "skills/after.json", "{}")
+        after = write_doc(tmp_path, "skills/after.json", "{}")
         await next_batch_with(batches, after)
         assert not task.done()
     assert calls >= 2
@@ -196,7 +184,7 @@ async def test_watcher_reloads_keeps_last_good_and_reports_affected(tmp_path: Pa
             reloads.get_nowait()
 
         # 1. a real edit: swapped in, dependents reported
-        skill = write(tmp_path, "skills/code-review.json", cfg("code-review", content="# Edited"))
+        skill = write_doc(tmp_path, "skills/code-review.json", cfg("code-review", content="# Edited"))
         reload = await next_reload_with(skill)
         assert reload.result.ok
         assert reload.changed == {("skill", "code-review")}
@@ -213,21 +201,21 @@ async def test_watcher_reloads_keeps_last_good_and_reports_affected(tmp_path: Pa
         assert reload.affected == set()
 
         # 3. an editor-style save (write temp, rename over): one clean reload
-        tmp = write(tmp_path, "skills/.code-review.json.tmp", cfg("code-review", content="# Saved"))
+        tmp = write_doc(tmp_path, "skills/.code-review.json.tmp", cfg("code-review", content="# Saved"))
         os.replace(tmp, skill)
         reload = await next_reload_with(skill)
         assert reload.result.ok and watcher.registry.skills["code-review"].content == "# Saved"
 
         # 4. a backend change affects every template on it
-        backend = write(tmp_path, "backends/custom.json", cfg("custom", description="now described"))
+        backend = write_doc(tmp_path, "backends/custom.json", cfg("custom", description="now described"))
         reload = await next_reload_with(backend)
         assert reload.affected == {"reviewer", "other"}
 
 
 async def test_removing_a_nested_folder_reloads(tmp_path: Path) -> None:
     minimal(tmp_path)
-    write(tmp_path, "prompts/system-prompts/p.json", cfg("p", content="x"))
-    write(tmp_path, "templates/uses-p.json", cfg("uses-p", command=["x"], prompts=["p"]))
+    write_doc(tmp_path, "prompts/system-prompts/p.json", cfg("p", content="x"))
+    write_doc(tmp_path, "templates/uses-p.json", cfg("uses-p", command=["x"], prompts=["p"]))
     reloads: asyncio.Queue[Reload] = asyncio.Queue()
     batches: asyncio.Queue[set[Path]] = asyncio.Queue()
 
@@ -249,7 +237,7 @@ async def test_removing_a_nested_folder_reloads(tmp_path: Path) -> None:
 async def test_manual_reload_without_watching(tmp_path: Path) -> None:
     minimal(tmp_path)
     watcher = ConfigWatcher(tmp_path, initial=load_registry(tmp_path))
-    write(tmp_path, "templates/new-one.json", cfg("new-one", command=["x"]))
+    write_doc(tmp_path, "templates/new-one.json", cfg("new-one", command=["x"]))
     reload = await watcher.reload()
     assert reload.changed == {("template", "new-one")}
     assert reload.affected == {"new-one"}
@@ -268,7 +256,7 @@ async def test_file_in_a_brand_new_folder_is_loaded(tmp_path: Path) -> None:
     watcher = ConfigWatcher(tmp_path, on_reload, debounce_ms=DEBOUNCE_MS, step_ms=STEP_MS)
     async with running(watcher.run):
         await until_ready(tmp_path, batches)
-        write(tmp_path, "skills/brand/new/fresh.json", cfg("fresh", content="x"))
+        write_doc(tmp_path, "skills/brand/new/fresh.json", cfg("fresh", content="x"))
         async with asyncio.timeout(TIMEOUT):
             while "fresh" not in watcher.registry.skills:
                 await reloads.get()

@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ import pytest
 
 from actantd.supervisor import exits, kill
 from actantd.supervisor.spawn import Spawned, spawn
+from tests.helpers import until
 
 PY = sys.executable
 
@@ -79,15 +80,6 @@ async def agent(tmp_path: Path, script: str, *args: str) -> AsyncIterator[Agent]
         yield Agent(spawned, instance_id, exited)
     finally:
         await kill.terminate_tree(spawned.pid, instance_id=instance_id, sig=signal.SIGKILL, timeout=0, exited=exited)
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll with a deadline: used only for conditions no event announces (a file appears, a fork happened)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 def descendants(pid: int) -> list[psutil.Process]:

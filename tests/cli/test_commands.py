@@ -21,7 +21,7 @@ from actantd.errors import (
     NotSupported,
     TemplateNotFound,
 )
-from tests.cli_fake_daemon import FakeDaemon
+from tests.cli.fake_daemon import FakeDaemon
 
 NOW = datetime.now(UTC)
 

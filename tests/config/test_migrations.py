@@ -21,7 +21,7 @@ from actantd.config.store import load_registry
 from actantd.errors import MigrationError
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "configs-0.9"
-BUNDLED = Path(__file__).resolve().parents[1] / "configs"
+BUNDLED = Path(__file__).resolve().parents[2] / "configs"
 OLD_FILES = [
     "mcp/filesystem.json",
     "mcp/github.json",

@@ -23,7 +23,7 @@ import pytest
 
 from actantd.sdnotify import notify
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SERVICE = REPO / "systemd" / "actantd.service"
 SOCKET = REPO / "systemd" / "actantd.socket"
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")

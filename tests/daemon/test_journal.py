@@ -31,7 +31,7 @@ from actantd.journal import MAX_PARAM_STRING, REDACTED, Journal, iso_ms, redact
 T0_MS = 1_750_000_000_000  # 2025-06-15T15:06:40Z
 DAY_MS = 86_400_000
 ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 class Clock:

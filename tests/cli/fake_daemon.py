@@ -2,7 +2,7 @@
 
 In-process (:class:`FakeDaemon`, a thread) it records every request, answers per method with a result, a
 callable or an error, and can push notifications after answering a method. As a script
-(``python cli_fake_daemon.py --socket S --home H``) it plays the daemon for ``actantctl daemon start``: it takes
+(``python fake_daemon.py --socket S --home H``) it plays the daemon for ``actantctl daemon start``: it takes
 the per-home flock like the real one (losers exit 1 at once), answers ping/status, and exits on shutdown.
 """
 
@@ -67,11 +67,12 @@ class FakeDaemon:
 
     def stop(self) -> None:
         self.stopped.set()
-        if self._listener is not None:
+        with self._lock:  # stop() runs from the test and from the daemon.shutdown handler: take it once
+            listener, self._listener = self._listener, None
+        if listener is not None:
             with contextlib.suppress(OSError):
-                self._listener.shutdown(socket.SHUT_RDWR)
-            self._listener.close()
-            self._listener = None
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         with self._lock:

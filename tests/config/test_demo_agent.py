@@ -20,7 +20,7 @@ async def spawn(cwd: Path, *args: str, **env: str) -> asyncio.subprocess.Process
         "actantd.demo_agent",
         *args,
         cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), **env},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), **env},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

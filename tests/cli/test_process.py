@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_fake_daemon import FakeDaemon
+from tests.cli.fake_daemon import FakeDaemon
+from tests.helpers import with_default_signals
 
 HEAVY = ("msgspec", "uvloop", "psutil", "watchfiles", "asyncio", "sqlite3")
 """Modules the client must never load: the daemon's dependencies, plus stdlib packages it has no use for."""
@@ -112,8 +113,8 @@ def test_events_follow_until_ctrl_c(fake: FakeDaemon) -> None:
         for i in (1, 2)
     ]
     fake.push_after("events.subscribe", [("event", e) for e in events], close=False)
-    proc = subprocess.Popen(
-        [*CTL, "--socket", str(fake.path), "events", "-f", "--json"],
+    proc = subprocess.Popen(  # stopped with SIGINT (Ctrl-C): it must not inherit an ignored SIGINT from pytest
+        with_default_signals([*CTL, "--socket", str(fake.path), "events", "-f", "--json"]),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

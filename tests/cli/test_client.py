@@ -12,7 +12,7 @@ import pytest
 
 from actantctl.client import Client, ClientTimeout, ConnectionLost, DaemonNotRunning, ProtocolError
 from actantd.errors import AgentLaunch, AgentNotFound
-from tests.cli_fake_daemon import FakeDaemon, send
+from tests.cli.fake_daemon import FakeDaemon, send
 
 
 @pytest.fixture

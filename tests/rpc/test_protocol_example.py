@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "node-client"
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "node-client"
 NETWORK_ERRORS = re.compile(
     r"ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|"
     r"network|socket hang up|getaddrinfo|UNABLE_TO_GET_ISSUER_CERT|SELF_SIGNED_CERT",
@@ -79,7 +79,7 @@ def test_node_client_pings_subscribes_and_sees_transitions(daemon: Any) -> None:
 
     ping = re.search(r"^ping: actantd (\S+) pid (\d+) ", out, re.MULTILINE)
     assert ping is not None, out
-    assert int(ping[2]) == daemon.proc.pid
+    assert int(ping[2]) == daemon.pid
     assert re.search(r"^agents: \(none\)$", out, re.MULTILINE), out  # a fresh daemon has none yet
     assert re.search(r"^subscribed: \S+$", out, re.MULTILINE), out
     assert re.search(r"^started: demo Running pid \d+$", out, re.MULTILINE), out
@@ -151,7 +151,7 @@ def test_documented_frames_are_byte_exact(daemon: Any) -> None:
 
     ping = b'{"jsonrpc":"2.0","id":1,"method":"daemon.ping"}'
     assert f"Content-Length: {len(ping)}\\r\\n\\r\\n{ping.decode()}" in doc
-    pid = daemon.proc.pid
+    pid = daemon.pid
     shape = rb'\{"jsonrpc":"2\.0","id":1,"result":\{"version":"[^"]+","pid":%d,"uptimeSeconds":[0-9.]+\}\}' % pid
     assert re.fullmatch(shape + rb"\n", _exchange(daemon.socket, ping + b"\n"))
     framed = _exchange(daemon.socket, b"Content-Length: %d\r\n\r\n%b" % (len(ping), ping))
@@ -171,4 +171,4 @@ def test_documented_python_one_liner(daemon: Any) -> None:
     )
     assert done.returncode == 0, done.stderr
     reply = json.loads(done.stdout)
-    assert reply["id"] == 1 and reply["result"]["pid"] == daemon.proc.pid
+    assert reply["id"] == 1 and reply["result"]["pid"] == daemon.pid

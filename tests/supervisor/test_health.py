@@ -6,20 +6,12 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 
 from actantd.supervisor.health import HealthMonitor, probe_command, probe_tcp
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
+from tests.helpers import until
 
 
 def _free_port() -> int:

@@ -12,7 +12,7 @@ import socket
 import stat
 import sys
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,9 @@ from actantd.errors import DaemonBusy
 from actantd.rpc.framing import Framing
 from actantd.rpc.protocol import CallContext, Dispatcher
 from actantd.rpc.server import Connection, RpcServer, inherited_listen_socket
+from tests.helpers import until
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
 
 
@@ -138,15 +139,8 @@ def sock_path(srv: RpcServer) -> Path:
     return srv.path
 
 
-async def eventually(condition: Callable[[], bool], timeout: float = 10) -> None:
-    """Poll a condition the server changes on its own schedule (a connection going away), with a deadline."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
-
-
 async def wait_until_closed(srv: RpcServer, count: int = 0) -> None:
-    await eventually(lambda: len(srv.connections) <= count)
+    await until(lambda: len(srv.connections) <= count)
 
 
 def recv_all_blocking(sock: socket.socket) -> bytes:
@@ -304,7 +298,7 @@ async def test_in_flight_cap_applies_backpressure_without_losing_requests(short_
     try:
         # 10 requests block on the gate; only 4 may run, the rest wait unread. A ping behind them waits too.
         client.writer.write(b"".join(client.frame({"jsonrpc": "2.0", "id": i, "method": "slow"}) for i in range(10)))
-        await eventually(lambda: len(srv._tasks) == 4)
+        await until(lambda: len(srv._tasks) == 4)
         (conn,) = srv.connections
         assert conn._read_paused and len(conn._pending) == 6
         other = await Client.connect(short_tmp / "s.sock")
@@ -376,7 +370,7 @@ async def test_stuck_client_is_dropped_and_never_blocks_others(short_tmp: Path) 
         assert len(srv.connections) == 2
         # Phase 2: its backlog passes the 4 MiB bound: it is dropped, and we still answer the healthy one.
         stuck.send(b'{"jsonrpc":"2.0","id":2,"method":"big","params":{"size":1048576}}\n' * 4)
-        await eventually(lambda: CLOSED == ["stuck"])
+        await until(lambda: CLOSED == ["stuck"])
         assert len(srv.connections) == 1
         assert (await healthy.request("ping"))["result"] == {"pong": True}
     finally:
@@ -394,7 +388,7 @@ async def test_close_does_not_wait_forever_for_a_stuck_client(short_tmp: Path) -
     try:
         stuck.connect(os.fspath(path))
         stuck.send(b'{"jsonrpc":"2.0","id":1,"method":"big","params":{"size":4194304}}\n')
-        await eventually(lambda: bool(srv.connections) and not srv._tasks)
+        await until(lambda: bool(srv.connections) and not srv._tasks)
         await asyncio.wait_for(srv.close(grace=0.2), 5)  # replies can't be flushed: aborted after the grace
         assert not srv.connections
     finally:
@@ -664,7 +658,7 @@ def test_under_uvloop(short_tmp: Path) -> None:
             stuck.send(b'{"jsonrpc":"2.0","id":0,"method":"subscribe","params":{"tag":"uv"}}\n')
             stuck.send(b'{"jsonrpc":"2.0","id":1,"method":"big","params":{"size":1048576}}\n' * 8)
             healthy = await Client.connect(path)
-            await eventually(lambda: CLOSED == ["uv"])
+            await until(lambda: CLOSED == ["uv"])
             assert (await healthy.request("ping"))["result"] == {"pong": True}
             stuck.close()
             await healthy.close()

@@ -53,8 +53,9 @@ from hypothesis import strategies as st
 
 from actantd.instances.record import decode, encode
 from actantd.instances.state import Status
-from tests.harness import Daemon, RpcError, make_configs, write_json
-from tests.test_rpc_fuzz import assert_valid_reply, exchange, split_replies
+from tests.harness import Daemon, RpcError, make_configs
+from tests.helpers import alive, write_json
+from tests.rpc.test_fuzz import assert_valid_reply, exchange, split_replies
 
 SCALE = float(os.environ.get("ACTANT_SOAK_SCALE", "1"))
 SEED = int(os.environ.get("ACTANT_SOAK_SEED", str(random.randrange(2**32))))
@@ -113,17 +114,6 @@ def describe(pid: int) -> str:
         return f"{pid} [{proc.status()}, ppid {proc.ppid()}] {' '.join(proc.cmdline())[:100]}"
     except psutil.Error:
         return f"{pid} (gone)"
-
-
-def alive(pid: int, create_time: float | None = None) -> bool:
-    """Whether ``pid`` is a live (non-zombie) process, the same one as ``create_time`` when given."""
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return create_time is None or abs(proc.create_time() - create_time) < 1.0
-    except psutil.Error:
-        return False
 
 
 def reap_zombies(keep: Collection[int] = ()) -> None:

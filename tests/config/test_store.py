@@ -21,34 +21,21 @@ from actantd.config.store import (
     validate_file,
 )
 from actantd.errors import ComponentReference, ConfigValidation, TemplateNotFound
+from tests.helpers import cfg, write_doc
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BUNDLED = REPO / "configs"
-
-
-def write(root: Path, rel: str, doc: dict[str, Any] | str) -> Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(doc, str):
-        path.write_text(doc)
-    else:
-        path.write_text(json.dumps(doc, indent=2))
-    return path
-
-
-def cfg(name: str, **fields: Any) -> dict[str, Any]:
-    return {"version": "1.0", "name": name, **fields}
 
 
 def minimal(root: Path) -> Path:
     """A small valid folder: one template using one of everything."""
-    write(root, "backends/custom.json", cfg("custom"))
-    write(root, "skills/code-review.json", cfg("code-review", content="# Review"))
-    write(root, "skills/typescript-expert.json", cfg("typescript-expert", content="# TS"))
-    write(root, "prompts/system-prompts/code-reviewer.json", cfg("code-reviewer", content="You review."))
-    write(root, "workflows/trellis-standard.json", cfg("trellis-standard", content="1. Plan"))
-    write(root, "mcp/filesystem.json", cfg("filesystem", command="npx", args=["-y", "fs", "."]))
-    write(
+    write_doc(root, "backends/custom.json", cfg("custom"))
+    write_doc(root, "skills/code-review.json", cfg("code-review", content="# Review"))
+    write_doc(root, "skills/typescript-expert.json", cfg("typescript-expert", content="# TS"))
+    write_doc(root, "prompts/system-prompts/code-reviewer.json", cfg("code-reviewer", content="You review."))
+    write_doc(root, "workflows/trellis-standard.json", cfg("trellis-standard", content="1. Plan"))
+    write_doc(root, "mcp/filesystem.json", cfg("filesystem", command="npx", args=["-y", "fs", "."]))
+    write_doc(
         root,
         "templates/code-reviewer.json",
         cfg(
@@ -156,7 +143,7 @@ def test_unknown_reference_error_is_exact_and_template_is_excluded(tmp_path: Pat
     minimal(tmp_path)
     doc = json.loads((tmp_path / "templates/code-reviewer.json").read_text())
     doc["skills"] = ["typescript-expert", "code-reveiw"]
-    write(tmp_path, "templates/code-reviewer.json", doc)
+    write_doc(tmp_path, "templates/code-reviewer.json", doc)
     result = load_registry(tmp_path)
     errors, _ = strs(result)
     assert errors == ["templates/code-reviewer.json: $.skills[1]: unknown skill 'code-reveiw'"]
@@ -177,17 +164,17 @@ def test_unknown_reference_error_is_exact_and_template_is_excluded(tmp_path: Pat
     ],
 )
 def test_every_reference_kind_is_checked(tmp_path: Path, field: str, value: Any, expected: str) -> None:
-    write(tmp_path, "backends/custom.json", cfg("custom"))
-    write(tmp_path, "templates/t.json", cfg("t", command=["x"], **{field: value}))
+    write_doc(tmp_path, "backends/custom.json", cfg("custom"))
+    write_doc(tmp_path, "templates/t.json", cfg("t", command=["x"], **{field: value}))
     errors, _ = strs(load_registry(tmp_path))
     assert errors[0] == expected
 
 
 def test_schema_errors_are_file_path_reason(tmp_path: Path) -> None:
     minimal(tmp_path)
-    write(tmp_path, "templates/bad-type.json", cfg("bad-type", skills=["code-review", 3]))
-    write(tmp_path, "templates/typo.json", cfg("typo", comand=["x"]))
-    write(tmp_path, "skills/nested/deeper/bad-skill.json", cfg("bad-skill"))
+    write_doc(tmp_path, "templates/bad-type.json", cfg("bad-type", skills=["code-review", 3]))
+    write_doc(tmp_path, "templates/typo.json", cfg("typo", comand=["x"]))
+    write_doc(tmp_path, "skills/nested/deeper/bad-skill.json", cfg("bad-skill"))
     errors, _ = strs(load_registry(tmp_path))
     assert errors == [
         "skills/nested/deeper/bad-skill.json: $: missing required field 'content'",
@@ -197,8 +184,8 @@ def test_schema_errors_are_file_path_reason(tmp_path: Path) -> None:
 
 
 def test_name_must_equal_stem_and_be_kebab_case(tmp_path: Path) -> None:
-    write(tmp_path, "skills/a-skill.json", cfg("other", content="x"))
-    write(tmp_path, "skills/Bad_Name.json", cfg("Bad_Name", content="x"))
+    write_doc(tmp_path, "skills/a-skill.json", cfg("other", content="x"))
+    write_doc(tmp_path, "skills/Bad_Name.json", cfg("Bad_Name", content="x"))
     errors, _ = strs(load_registry(tmp_path))
     assert errors == [
         "skills/Bad_Name.json: $.name: 'Bad_Name' is not kebab-case (lowercase letters and digits joined by "
@@ -208,9 +195,9 @@ def test_name_must_equal_stem_and_be_kebab_case(tmp_path: Path) -> None:
 
 
 def test_invalid_json_reports_line_and_column(tmp_path: Path) -> None:
-    write(tmp_path, "skills/x.json", '{\n  "version": "1.0",\n  "name": "x",\n')
-    write(tmp_path, "skills/empty.json", "")
-    write(tmp_path, "skills/list.json", "[1, 2]")
+    write_doc(tmp_path, "skills/x.json", '{\n  "version": "1.0",\n  "name": "x",\n')
+    write_doc(tmp_path, "skills/empty.json", "")
+    write_doc(tmp_path, "skills/list.json", "[1, 2]")
     errors, _ = strs(load_registry(tmp_path))
     assert errors[0] == "skills/empty.json: $: file is empty (a partial write?)"
     assert errors[1] == "skills/list.json: $: expected a JSON object"
@@ -218,10 +205,10 @@ def test_invalid_json_reports_line_and_column(tmp_path: Path) -> None:
 
 
 def test_versions_older_and_newer_are_errors(tmp_path: Path) -> None:
-    write(tmp_path, "skills/old.json", {"version": "0.9", "name": "old", "body": "x"})
-    write(tmp_path, "skills/new.json", {"version": "2.0", "name": "new", "content": "x"})
-    write(tmp_path, "skills/odd.json", {"version": "one", "name": "odd", "content": "x"})
-    write(tmp_path, "skills/none.json", {"name": "none", "content": "x"})
+    write_doc(tmp_path, "skills/old.json", {"version": "0.9", "name": "old", "body": "x"})
+    write_doc(tmp_path, "skills/new.json", {"version": "2.0", "name": "new", "content": "x"})
+    write_doc(tmp_path, "skills/odd.json", {"version": "one", "name": "odd", "content": "x"})
+    write_doc(tmp_path, "skills/none.json", {"name": "none", "content": "x"})
     errors, _ = strs(load_registry(tmp_path))
     assert errors == [
         "skills/new.json: $.version: version 2.0 is newer than this Actant supports (1.0)",
@@ -232,8 +219,8 @@ def test_versions_older_and_newer_are_errors(tmp_path: Path) -> None:
 
 
 def test_custom_backend_template_needs_a_command(tmp_path: Path) -> None:
-    write(tmp_path, "backends/custom.json", cfg("custom"))
-    write(tmp_path, "templates/t.json", cfg("t"))
+    write_doc(tmp_path, "backends/custom.json", cfg("custom"))
+    write_doc(tmp_path, "templates/t.json", cfg("t"))
     errors, _ = strs(load_registry(tmp_path))
     assert errors == [
         "templates/t.json: $.command: backend 'custom' has no service argv, so the template must set `command`"
@@ -252,7 +239,7 @@ def test_nested_folders_and_names(tmp_path: Path) -> None:
 
 def test_duplicate_name_within_a_kind_is_an_error(tmp_path: Path) -> None:
     minimal(tmp_path)
-    write(tmp_path, "skills/more/code-review.json", cfg("code-review", content="# Other"))
+    write_doc(tmp_path, "skills/more/code-review.json", cfg("code-review", content="# Other"))
     result = load_registry(tmp_path)
     errors, _ = strs(result)
     assert errors == [
@@ -265,7 +252,7 @@ def test_duplicate_name_within_a_kind_is_an_error(tmp_path: Path) -> None:
 def test_duplicate_prefers_the_file_already_in_force(tmp_path: Path) -> None:
     minimal(tmp_path)
     previous = load_registry(tmp_path).registry
-    write(tmp_path, "skills/a/code-review.json", cfg("code-review", content="# Sorted first"))
+    write_doc(tmp_path, "skills/a/code-review.json", cfg("code-review", content="# Sorted first"))
     result = load_registry(tmp_path, previous)
     assert result.registry.skills["code-review"].content == "# Review"
     assert str(result.errors[0]).startswith("skills/a/code-review.json: $.name: duplicate skill")
@@ -293,14 +280,14 @@ def test_editor_swap_temp_hidden_and_non_json_files_are_ignored(tmp_path: Path) 
         ".git/config.json",
     ]
     for rel in junk:
-        write(tmp_path, rel, "{not json")
+        write_doc(tmp_path, rel, "{not json")
     assert strs(load_registry(tmp_path)) == ([], [])
 
 
 def test_files_outside_kind_folders_are_warned_about(tmp_path: Path) -> None:
     minimal(tmp_path)
-    write(tmp_path, "template/x.json", cfg("x"))
-    write(tmp_path, "loose.json", cfg("loose"))
+    write_doc(tmp_path, "template/x.json", cfg("x"))
+    write_doc(tmp_path, "loose.json", cfg("loose"))
     errors, warnings = strs(load_registry(tmp_path))
     assert errors == []
     assert warnings[0].startswith("loose.json: $: not inside a config folder (templates/, skills/")
@@ -309,9 +296,9 @@ def test_files_outside_kind_folders_are_warned_about(tmp_path: Path) -> None:
 
 def test_unused_components_are_warned_about_but_backends_are_not(tmp_path: Path) -> None:
     minimal(tmp_path)
-    write(tmp_path, "skills/lonely.json", cfg("lonely", content="x"))
-    write(tmp_path, "mcp/remote.json", cfg("remote", type="http", url="https://example.com/mcp"))
-    write(tmp_path, "backends/codex.json", cfg("codex", executable="definitely-not-installed-xyz"))
+    write_doc(tmp_path, "skills/lonely.json", cfg("lonely", content="x"))
+    write_doc(tmp_path, "mcp/remote.json", cfg("remote", type="http", url="https://example.com/mcp"))
+    write_doc(tmp_path, "backends/codex.json", cfg("codex", executable="definitely-not-installed-xyz"))
     _, warnings = strs(load_registry(tmp_path))
     assert warnings == [
         "mcp/remote.json: $.name: MCP server 'remote' is not used by any template",
@@ -322,7 +309,7 @@ def test_unused_components_are_warned_about_but_backends_are_not(tmp_path: Path)
 def test_broken_template_does_not_cascade_unused_warnings(tmp_path: Path) -> None:
     minimal(tmp_path)
     doc = json.loads((tmp_path / "templates/code-reviewer.json").read_text())
-    write(tmp_path, "templates/code-reviewer.json", {**doc, "skills": [*doc["skills"], "missing"]})
+    write_doc(tmp_path, "templates/code-reviewer.json", {**doc, "skills": [*doc["skills"], "missing"]})
     errors, warnings = strs(load_registry(tmp_path))
     assert len(errors) == 1 and warnings == []
 
@@ -347,7 +334,7 @@ def test_registry_is_immutable(tmp_path: Path) -> None:
 def test_parse_failure_keeps_last_good_version(tmp_path: Path) -> None:
     minimal(tmp_path)
     first = load_registry(tmp_path)
-    write(tmp_path, "skills/code-review.json", '{"version": "1.0", "name": "code-rev')  # partial write
+    write_doc(tmp_path, "skills/code-review.json", '{"version": "1.0", "name": "code-rev')  # partial write
     second = load_registry(tmp_path, first.registry)
     errors, _ = strs(second)
     assert len(errors) == 1 and errors[0].startswith("skills/code-review.json: $: invalid JSON")
@@ -355,7 +342,7 @@ def test_parse_failure_keeps_last_good_version(tmp_path: Path) -> None:
     assert "code-reviewer" in second.registry.templates
     assert second.kept == {("skill", "code-review")}
     # and a later good write replaces it
-    write(tmp_path, "skills/code-review.json", cfg("code-review", content="# New"))
+    write_doc(tmp_path, "skills/code-review.json", cfg("code-review", content="# New"))
     third = load_registry(tmp_path, second.registry)
     assert third.ok and third.kept == frozenset()
     assert third.registry.skills["code-review"].content == "# New"
@@ -365,7 +352,7 @@ def test_schema_failure_keeps_last_good_template(tmp_path: Path) -> None:
     minimal(tmp_path)
     first = load_registry(tmp_path).registry
     doc = json.loads((tmp_path / "templates/code-reviewer.json").read_text())
-    write(tmp_path, "templates/code-reviewer.json", {**doc, "launchMode": "Forever"})
+    write_doc(tmp_path, "templates/code-reviewer.json", {**doc, "launchMode": "Forever"})
     second = load_registry(tmp_path, first)
     assert second.registry.templates["code-reviewer"] == first.templates["code-reviewer"]
     assert "$.launchMode: invalid value 'Forever'" in str(second.errors[0])
@@ -373,7 +360,7 @@ def test_schema_failure_keeps_last_good_template(tmp_path: Path) -> None:
 
 def test_without_previous_a_failed_component_breaks_its_templates(tmp_path: Path) -> None:
     minimal(tmp_path)
-    write(tmp_path, "skills/code-review.json", "{")
+    write_doc(tmp_path, "skills/code-review.json", "{")
     result = load_registry(tmp_path)
     errors, _ = strs(result)
     assert "templates/code-reviewer.json: $.skills[1]: skill 'code-review' failed to load" in errors
@@ -423,7 +410,7 @@ def test_resolve_unknown_template_suggests(tmp_path: Path) -> None:
 
 def test_resolve_invalid_template_says_why(tmp_path: Path) -> None:
     minimal(tmp_path)
-    write(tmp_path, "templates/broken.json", cfg("broken", launchMode="Sometimes"))
+    write_doc(tmp_path, "templates/broken.json", cfg("broken", launchMode="Sometimes"))
     reg = load_registry(tmp_path).registry
     with pytest.raises(ConfigValidation) as exc_info:
         reg.resolve("broken")
@@ -432,7 +419,7 @@ def test_resolve_invalid_template_says_why(tmp_path: Path) -> None:
 
 def test_dependents(tmp_path: Path) -> None:
     minimal(tmp_path)
-    write(tmp_path, "templates/other.json", cfg("other", command=["x"], skills=["code-review"]))
+    write_doc(tmp_path, "templates/other.json", cfg("other", command=["x"], skills=["code-review"]))
     reg = load_registry(tmp_path).registry
     assert reg.dependents("skill", "code-review") == {"code-reviewer", "other"}
     assert reg.dependents("skill", "typescript-expert") == {"code-reviewer"}
@@ -446,14 +433,14 @@ def test_dependents(tmp_path: Path) -> None:
 
 def test_affected_templates_compares_by_value(tmp_path: Path) -> None:
     minimal(tmp_path)
-    write(tmp_path, "templates/other.json", cfg("other", command=["x"]))
+    write_doc(tmp_path, "templates/other.json", cfg("other", command=["x"]))
     first = load_registry(tmp_path).registry
     assert affected_templates(first, load_registry(tmp_path, first).registry) == set()
-    write(tmp_path, "skills/code-review.json", cfg("code-review", content="# Changed"))
+    write_doc(tmp_path, "skills/code-review.json", cfg("code-review", content="# Changed"))
     second = load_registry(tmp_path, first).registry
     assert second.changed_since(first) == {("skill", "code-review")}
     assert affected_templates(first, second) == {"code-reviewer"}
-    write(tmp_path, "backends/custom.json", cfg("custom", description="changed"))
+    write_doc(tmp_path, "backends/custom.json", cfg("custom", description="changed"))
     third = load_registry(tmp_path, second).registry
     assert affected_templates(second, third) == {"code-reviewer", "other"}
 
@@ -463,26 +450,26 @@ def test_affected_templates_compares_by_value(tmp_path: Path) -> None:
 
 def test_validate_file_outside_the_folder_uses_parent_name(tmp_path: Path) -> None:
     reg = load_registry(minimal(tmp_path / "configs")).registry
-    elsewhere = write(tmp_path, "draft/templates/new-one.json", cfg("new-one", command=["x"], skills=["nope"]))
+    elsewhere = write_doc(tmp_path, "draft/templates/new-one.json", cfg("new-one", command=["x"], skills=["nope"]))
     assert [str(i) for i in validate_file(elsewhere, reg)] == [f"{elsewhere}: $.skills[0]: unknown skill 'nope'"]
-    good = write(tmp_path, "draft/templates/good.json", cfg("good", command=["x"], skills=["code-review"]))
+    good = write_doc(tmp_path, "draft/templates/good.json", cfg("good", command=["x"], skills=["code-review"]))
     assert validate_file(good, reg) == []
 
 
 def test_validate_file_infers_kind_from_fields(tmp_path: Path) -> None:
     reg = load_registry(minimal(tmp_path / "configs")).registry
-    template = write(tmp_path, "t.json", cfg("t", launchMode="Service", command=["x"], workflow="nope"))
+    template = write_doc(tmp_path, "t.json", cfg("t", launchMode="Service", command=["x"], workflow="nope"))
     assert [i.message for i in validate_file(template, reg)] == ["unknown workflow 'nope'"]
-    mcp = write(tmp_path, "m.json", cfg("m", command="npx", unknownKey=1))
+    mcp = write_doc(tmp_path, "m.json", cfg("m", command="npx", unknownKey=1))
     assert [i.path for i in validate_file(mcp, reg)] == ["$.unknownKey"]
-    what = write(tmp_path, "w.json", cfg("w"))
+    what = write_doc(tmp_path, "w.json", cfg("w"))
     assert "cannot tell which kind" in validate_file(what, reg)[0].message
 
 
 def test_validate_file_inside_the_folder_uses_relative_path(tmp_path: Path) -> None:
     configs = minimal(tmp_path)
     reg = load_registry(configs).registry
-    path = write(configs, "skills/x.json", cfg("x"))
+    path = write_doc(configs, "skills/x.json", cfg("x"))
     assert [str(i) for i in validate_file(path, reg)] == ["skills/x.json: $: missing required field 'content'"]
     assert str(validate_file(configs / "skills/absent.json", reg)[0]).startswith("skills/absent.json: $: cannot read")
 
@@ -508,7 +495,7 @@ def test_seed_into_empty_folder(tmp_path: Path) -> None:
 
 def test_seed_leaves_existing_folder_alone(tmp_path: Path) -> None:
     dest = tmp_path / "configs"
-    write(dest, "skills/mine.json", cfg("mine", content="x"))
+    write_doc(dest, "skills/mine.json", cfg("mine", content="x"))
     assert seed_configs(dest) is False
     assert [p.relative_to(dest).as_posix() for p in dest.rglob("*.json")] == ["skills/mine.json"]
 
@@ -516,8 +503,8 @@ def test_seed_leaves_existing_folder_alone(tmp_path: Path) -> None:
 def test_seed_skips_hidden_and_swap_files(tmp_path: Path) -> None:
     source = tmp_path / "src"
     shutil.copytree(BUNDLED, source)
-    write(source, "skills/.code-review.json.swp", "x")
-    write(source, ".backup/old/skills/a.json", "x")
+    write_doc(source, "skills/.code-review.json.swp", "x")
+    write_doc(source, ".backup/old/skills/a.json", "x")
     dest = tmp_path / "dest"
     assert seed_configs(dest, source=source) is True
     assert not (dest / ".backup").exists()

@@ -53,7 +53,7 @@ while True:
 
 
 def _run_and_kill(home: Path, delay: float) -> None:
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(home)], stdout=subprocess.PIPE, env=env)
     try:
         assert proc.stdout is not None

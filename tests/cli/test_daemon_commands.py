@@ -1,6 +1,6 @@
 """``actantctl daemon start|stop``: spawning detached, waiting for ping, racing starters, failing fast.
 
-The daemon is played by ``cli_fake_daemon.py`` run as a script: it takes the per-home flock like actantd, so
+The daemon is played by ``fake_daemon.py`` run as a script: it takes the per-home flock like actantd, so
 racing starters exercise the real exclusion path.
 """
 
@@ -22,9 +22,9 @@ from click.testing import CliRunner, Result
 import actantctl.commands.daemon as daemon_cmd
 from actantctl.cli import cli
 from actantctl.context import AppContext
-from tests.cli_fake_daemon import FakeDaemon
+from tests.cli.fake_daemon import FakeDaemon
 
-FAKE_SCRIPT = str(Path(__file__).with_name("cli_fake_daemon.py"))
+FAKE_SCRIPT = str(Path(__file__).with_name("fake_daemon.py"))
 
 
 @pytest.fixture

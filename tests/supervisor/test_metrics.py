@@ -7,7 +7,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -15,6 +14,7 @@ import psutil
 from actantd.supervisor import exits
 from actantd.supervisor.metrics import MetricsSampler
 from actantd.supervisor.spawn import Spawned, spawn
+from tests.helpers import until
 
 PY = sys.executable
 
@@ -25,14 +25,6 @@ end = time.monotonic() + 1000
 while time.monotonic() < end:
     pass
 """
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 def _start(tmp_path: Path, script: str) -> tuple[Spawned, asyncio.Future[exits.ExitInfo]]:
