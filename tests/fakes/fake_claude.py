@@ -17,8 +17,8 @@ import time
 
 import _state
 
-VALUE_FLAGS = {"--output-format", "--resume", "-r", "--session-id", "--model", "--permission-mode",
-               "--allowedTools", "--disallowedTools", "--append-system-prompt", "--max-turns", "--mcp-config"}  # fmt: skip
+VALUE_FLAGS = {"--output-format", "--resume", "-r", "--session-id", "--model", "--permission-mode", "--allowedTools",
+               "--disallowedTools", "--append-system-prompt", "--max-turns", "--mcp-config"}  # fmt: skip
 
 
 def main(argv: list[str]) -> int:

@@ -33,7 +33,8 @@ def parse(stdout: str) -> Report:
     doc = _document(stdout)
     if doc is None:
         return Report(problem="no JSON result object in the output (was --output-format json given?)")
-    usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
+    raw_usage = doc.get("usage")
+    usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
     tokens: dict[str, int] = {}
     add_tokens(tokens, "input", usage.get("input_tokens"))
     add_tokens(tokens, "output", usage.get("output_tokens"))
