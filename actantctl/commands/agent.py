@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from actantctl.client import ClientError
-from actantctl.commands import agent_diff
+from actantctl.commands import agent_diff, agent_run
 from actantctl.commands.agent_worktree import report_worktree_create, worktree_options, worktree_params
 from actantctl.commands.completion import complete_agents, complete_templates
 from actantctl.context import AppContext, json_option, pass_app
@@ -225,36 +225,6 @@ def logs(app: AppContext, name: str, lines: int | None, follow: bool, use_stderr
 
 @agent.command()
 @NAME
-@click.argument("prompt")
-@click.option(
-    "--timeout", "run_timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds before it is killed."
-)
-@json_option
-@pass_app
-def run(app: AppContext, name: str, prompt: str, run_timeout: float | None) -> None:
-    """Run the agent once on PROMPT ('-' reads it from stdin) and print what it answered."""
-    if prompt == "-":
-        prompt = sys.stdin.read()
-    params: dict[str, Any] = {"name": name, "prompt": prompt}
-    if run_timeout is not None:
-        params["timeoutSeconds"] = run_timeout
-    result = app.call("agent.run", params, timeout=None if run_timeout is None else run_timeout + MARGIN)
-    if app.json:
-        print_json(result)
-    else:
-        if result.get("stdout"):
-            click.echo(result["stdout"], nl=False)
-        if result.get("stderr"):
-            click.echo(result["stderr"], nl=False, err=True)
-    code = result.get("exitCode")
-    if result.get("timedOut"):
-        raise Failure(f"{name} did not finish within {text(params.get('timeoutSeconds'))}s")
-    if code != 0:
-        raise Failure(f"{name} exited with code {text(code)}")
-
-
-@agent.command()
-@NAME
 @json_option
 @pass_app
 def sync(app: AppContext, name: str) -> None:
@@ -330,3 +300,4 @@ def _try(app: AppContext, method: str, params: dict[str, Any], what: str) -> boo
 
 
 agent.add_command(agent_diff.diff)  # issue #12: `agent diff`, in its own module
+agent.add_command(agent_run.run)  # `agent run`, in its own module

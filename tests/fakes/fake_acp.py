@@ -112,7 +112,7 @@ def on_prompt(params: dict[str, Any]) -> dict[str, Any]:
             "options": [{"optionId": "allow-once", "name": "Allow", "kind": "allow_once"},
                         {"optionId": "reject-once", "name": "Reject", "kind": "reject_once"}],
         })  # fmt: skip
-        picked = ((answer.get("result") or {}).get("outcome") or {})
+        picked = (answer.get("result") or {}).get("outcome") or {}
         allowed = picked.get("outcome") == "selected" and picked.get("optionId") == "allow-once"
         outcome = "allowed" if allowed else ("cancelled" if picked.get("outcome") == "cancelled" else "denied")
         if allowed:
@@ -127,8 +127,10 @@ def on_prompt(params: dict[str, Any]) -> dict[str, Any]:
     _state.save(session)
     update(sid, text_chunk("agent_message_chunk", reply))
     tokens_in, tokens_out = 100 * turn, 10
-    return {"stopReason": "end_turn",
-            "usage": {"inputTokens": tokens_in, "outputTokens": tokens_out, "totalTokens": tokens_in + tokens_out}}
+    return {
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": tokens_in, "outputTokens": tokens_out, "totalTokens": tokens_in + tokens_out},
+    }
 
 
 def handle(msg: dict[str, Any]) -> None:
