@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from actantctl.client import ClientError
-from actantctl.commands import agent_diff, agent_run
+from actantctl.commands import agent_diff, agent_prompt, agent_run
 from actantctl.commands.agent_worktree import report_worktree_create, worktree_options, worktree_params
 from actantctl.commands.completion import complete_agents, complete_templates
 from actantctl.context import AppContext, json_option, pass_app
@@ -301,3 +301,4 @@ def _try(app: AppContext, method: str, params: dict[str, Any], what: str) -> boo
 
 agent.add_command(agent_diff.diff)  # issue #12: `agent diff`, in its own module
 agent.add_command(agent_run.run)  # `agent run`, in its own module
+agent.add_command(agent_prompt.prompt)  # `agent prompt`, in its own module
