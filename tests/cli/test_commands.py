@@ -301,7 +301,7 @@ def test_open_without_attach_support_still_runs(fake: FakeDaemon) -> None:
     fake.answer("agent.openInfo", {"argv": [sys.executable, "-c", "raise SystemExit(5)"], "cwd": None, "env": {}})
     fake.fail("agent.attach", NotSupported("attach is not supported yet"))
     result = run(fake, "agent", "open", "reviewer")
-    assert result.exit_code == 1
+    assert result.exit_code == 5  # the program's exit status passes through
     assert "warning: running unsupervised: attach is not supported yet" in result.stderr
     assert "exited with code 5" in result.stderr
     assert "agent.detach" not in [r["method"] for r in fake.requests]

@@ -19,6 +19,7 @@ FAKE_BACKENDS = {
         "runResume": ["{python}", str(FAKES / "fake_claude.py"), "-p", "--output-format", "json", "--resume",
                       "{session}", "{prompt}"],
         "runOutput": "claude-json",
+        "open": ["{python}", str(FAKES / "fake_tui.py")],
     },
     "fake-codex": {
         "run": ["{python}", str(FAKES / "fake_codex.py"), "exec", "--json", "{prompt}"],
