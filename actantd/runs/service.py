@@ -40,15 +40,25 @@ def output_format(run_output: str | None, materializer: str) -> OutputFormat:
     return DEFAULT_FORMAT_BY_MATERIALIZER.get(materializer, "text")
 
 
+def needs_session(run_resume: Sequence[str] | None) -> bool:
+    """Whether continuing needs the session id of the last run (``{session}`` in ``runResume``)."""
+    return run_resume is not None and any("{session}" in arg for arg in run_resume)
+
+
 def run_argv(
-    run: Sequence[str] | None, run_resume: Sequence[str] | None, *, backend: str, session: str | None
+    run: Sequence[str] | None,
+    run_resume: Sequence[str] | None,
+    *,
+    backend: str,
+    session: str | None,
+    continued: bool = False,
 ) -> list[str]:
-    """The one-shot argv template to expand: ``run``, or ``runResume`` with ``{session}`` filled in.
+    """The one-shot argv template to expand: ``run``, or (``continued``) ``runResume`` with ``{session}`` filled.
 
     ``{session}`` is substituted here, before the daemon's own placeholders, so a prompt that happens to
     contain the text ``{session}`` is never touched.
     """
-    if session is None:
+    if not continued:
         if not run:
             raise NotSupported(f"backend {backend!r} has no 'run' argv: it cannot run one-shot", backend=backend)
         return list(run)
@@ -56,6 +66,10 @@ def run_argv(
         raise NotSupported(
             f"backend {backend!r} has no 'runResume' argv: it cannot continue a conversation", backend=backend
         )
+    if session is None:
+        if needs_session(run_resume):
+            raise InvalidParams(f"backend {backend!r} needs the session id of an earlier run to continue")
+        return list(run_resume)
     if not SESSION_ID_RE.match(session):
         raise InvalidParams(f"the saved session id {session!r} is not usable in an argv", session=session)
     return [arg.replace("{session}", session) for arg in run_resume]

@@ -28,8 +28,8 @@ FAKE_BACKENDS = {
     },
     "fake-gemini": {
         "run": ["{python}", str(FAKES / "fake_gemini.py"), "-p", "{prompt}", "--output-format", "json"],
-        "runResume": ["{python}", str(FAKES / "fake_gemini.py"), "--resume", "{session}", "-p", "{prompt}",
-                      "--output-format", "json"],
+        "runResume": ["{python}", str(FAKES / "fake_gemini.py"), "--resume", "latest", "-p", "{prompt}",
+                      "--output-format", "json"],  # as the bundled gemini backend: no {session} needed
         "runOutput": "gemini-json",
     },
     "fake-acp": {

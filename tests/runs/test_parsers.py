@@ -101,3 +101,24 @@ def test_fakes_speak_the_formats(tmp_path: Path, fake: str, argv: list[str], fmt
     assert report.result is not None and "turn 1" in report.result and "hello" in report.result
     assert report.tokens.get("input", 0) > 0
     assert "working" in done.stderr
+
+
+def test_run_argv_and_output_format() -> None:
+    from actantd.errors import InvalidParams, NotSupported
+    from actantd.runs.service import output_format, run_argv
+
+    run, resume = ["x", "{prompt}"], ["x", "--resume", "{session}", "{prompt}"]
+    assert run_argv(run, resume, backend="b", session=None) == run
+    assert run_argv(run, resume, backend="b", session="abc-1", continued=True) == ["x", "--resume", "abc-1", "{prompt}"]
+    latest = ["x", "--resume", "latest", "{prompt}"]
+    assert run_argv(run, latest, backend="b", session=None, continued=True) == latest
+    with pytest.raises(InvalidParams):
+        run_argv(run, resume, backend="b", session=None, continued=True)
+    with pytest.raises(InvalidParams):
+        run_argv(run, resume, backend="b", session="$(rm -rf /)", continued=True)
+    with pytest.raises(NotSupported):
+        run_argv(run, None, backend="b", session="s", continued=True)
+    with pytest.raises(NotSupported):
+        run_argv(None, None, backend="b", session=None)
+    assert output_format(None, "claude-code") == "claude-json" and output_format(None, "custom") == "text"
+    assert output_format("codex-jsonl", "custom") == "codex-jsonl"
