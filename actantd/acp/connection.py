@@ -191,6 +191,11 @@ class Connection:
         with contextlib.suppress(Exception):
             self._writer.close()
 
+    def abort(self) -> None:
+        self._end("closed")
+        if self._read_task is not None:
+            self._read_task.cancel()
+
     async def close(self) -> None:
         self._end("closed")
         if self._read_task is not None:

@@ -137,6 +137,11 @@ class AcpSession:
         if self.conn is not None:
             await self.conn.close()
 
+    def abort(self) -> None:
+        """Close without waiting (the process is being replaced or the daemon is closing)."""
+        if self.conn is not None:
+            self.conn.abort()
+
     # -- handshake ------------------------------------------------------------------------------------
 
     async def start(self, saved_session_id: str | None) -> str:

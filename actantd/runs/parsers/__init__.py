@@ -8,47 +8,16 @@ backends (``input``, ``output``, ``cacheRead``, ``cacheWrite``, ``reasoning``, `
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final
 
-OutputFormat = Literal["text", "claude-json", "codex-jsonl", "gemini-json"]
+from actantd.runs.parsers import claude, codex, gemini, text
+from actantd.runs.parsers.base import TOKEN_KEYS, OutputFormat, Report, add_tokens, count
 
-TOKEN_KEYS: Final = ("input", "output", "cacheRead", "cacheWrite", "reasoning", "total")
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """What a backend said about its run; every field is None when the backend did not report it."""
-
-    result: str | None = None
-    session_id: str | None = None
-    cost_usd: float | None = None
-    tokens: dict[str, int] = field(default_factory=dict)
-    is_error: bool | None = None
-    problem: str | None = None
-    """Why the output could not be read in this format (None when it could)."""
-
-
-def count(value: object) -> int | None:
-    """A token count from JSON: a non-negative int (bools and floats with fractions are not counts)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int) and value >= 0:
-        return value
-    if isinstance(value, float) and value.is_integer() and value >= 0:
-        return int(value)
-    return None
-
-
-def add_tokens(into: dict[str, int], key: str, value: object) -> None:
-    n = count(value)
-    if n is not None:
-        into[key] = into.get(key, 0) + n
+__all__ = ["DEFAULT_FORMAT_BY_MATERIALIZER", "TOKEN_KEYS", "OutputFormat", "Report", "add_tokens", "count",
+           "parser_for"]  # fmt: skip
 
 
 def parser_for(fmt: OutputFormat) -> Callable[[str], Report]:
-    from actantd.runs.parsers import claude, codex, gemini, text
-
     return {"claude-json": claude.parse, "codex-jsonl": codex.parse, "gemini-json": gemini.parse, "text": text.parse}[
         fmt
     ]

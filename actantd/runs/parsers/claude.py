@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from actantd.runs.parsers import Report, add_tokens
+from actantd.runs.parsers.base import Report, add_tokens
 
 
 def _document(stdout: str) -> dict[str, Any] | None:

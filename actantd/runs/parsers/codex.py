@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from actantd.runs.parsers import Report, add_tokens
+from actantd.runs.parsers.base import Report, add_tokens
 
 
 def parse(stdout: str) -> Report:

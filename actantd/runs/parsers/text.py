@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actantd.runs.parsers import Report
+from actantd.runs.parsers.base import Report
 
 
 def parse(stdout: str) -> Report:
