@@ -38,6 +38,7 @@ class Manager(Lifecycle):
         return await workspaces.create(self, name, template, work_dir, overrides, repo, branch, base, warnings)
 
     async def destroy(self, name: str, force: bool = False) -> bool:
+        self.runs.refuse_if_busy(name)  # a run works in the workspace: it would lose it mid-run
         return await workspaces.destroy(self, name, force)
 
     async def sync(self, name: str) -> InstanceRecord:

@@ -164,8 +164,8 @@ class RunService:
         if current is not None:
             since = time.time() - current.started
             raise AgentBusy(
-                f"agent {name!r} is already running a prompt (started {since:.0f}s ago: "
-                f"{current.prompt[:60]!r}); runs of one agent never overlap, try again when it is done",
+                f"agent {name!r} is busy with a run (started {since:.0f}s ago: {current.prompt[:60]!r}); "
+                "one run at a time per agent, try again when it is done",
                 agent=name,
                 startedSecondsAgo=round(since, 1),
             )

@@ -110,7 +110,7 @@ def test_second_run_of_one_agent_is_refused(fake_daemon: Daemon) -> None:
         with pytest.raises(RpcError) as info:
             for _ in range(100):
                 other.call("agent.run", {"name": "busy", "prompt": "2", "timeoutSeconds": 30})
-        assert info.value.error_code == "AGENT_BUSY" and "already running a prompt" in str(info.value)
+        assert info.value.error_code == "AGENT_BUSY" and "busy with a run" in str(info.value)
     finally:
         other.close()
         thread.join(30)
@@ -126,3 +126,20 @@ def test_run_errors_are_clear(fake_daemon: Daemon) -> None:
     with pytest.raises(RpcError) as info:
         fake_daemon.call("agent.run", {"name": "svc", "prompt": "x"})
     assert info.value.error_code == "NOT_SUPPORTED" and "no 'run' argv" in str(info.value)
+
+
+def test_daemon_shutdown_stops_a_run_in_progress(fake_daemon: Daemon) -> None:
+    from actantd.supervisor import kill
+
+    d = fake_daemon
+    _create(d, "long", "fake-claude", FAKE_SLEEP="120", FAKE_GRANDCHILD="1")
+    marker = d.call("agent.status", {"name": "long"})["agent"]["instanceId"] + ".run"
+    conn = d.conn()
+    conn.send({"jsonrpc": "2.0", "id": 1, "method": "agent.run", "params": {"name": "long", "prompt": "p"}})
+    conn.next_notification("log")  # under way
+    with pytest.raises(RpcError) as info:
+        d.call("agent.destroy", {"name": "long", "force": True})
+    assert info.value.error_code == "AGENT_BUSY"
+    assert d.stop() == 0
+    conn.close()
+    assert kill.find_instance_processes(marker) == []
