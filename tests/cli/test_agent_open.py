@@ -117,3 +117,13 @@ def test_a_refused_attach_never_runs_the_program(short_tmp: Path) -> None:
         result = run(fake, "agent", "open", "reviewer")
     assert result.exit_code == 1 and "already open or running" in result.stderr
     assert not marker.exists()
+
+
+def test_open_info_is_the_launch_spec_of_mode_open(fake_daemon: Daemon) -> None:
+    fake_daemon.call("agent.create", {"name": "o3", "template": "fake-claude", "overrides": {"env": {"MINE": "1"}}})
+    info = fake_daemon.call("agent.openInfo", {"name": "o3"})
+    status = fake_daemon.call("agent.status", {"name": "o3"})["agent"]
+    assert info["mode"] == "open" and info["argv"][-1].endswith("fake_tui.py") and info["cwd"] == status["workspace"]
+    env = info["env"]
+    assert env["MINE"] == "1" and env["ACTANT_INSTANCE"] == "o3" and env["ACTANT_INSTANCE_ID"] == status["instanceId"]
+    assert "PATH" not in env  # only what the launch spec adds: the user's own environment stays the user's
