@@ -26,6 +26,14 @@ from tests.cli.fake_daemon import FakeDaemon
 NOW = datetime.now(UTC)
 
 
+@pytest.fixture(autouse=True)
+def _now_is_when_the_test_starts() -> None:
+    """Uptimes are shown relative to the real clock: "now" is each test's start, not the module's import (the
+    whole suite may reach a test minutes after collecting it)."""
+    global NOW
+    NOW = datetime.now(UTC)
+
+
 def iso(delta_seconds: float = 0) -> str:
     return (NOW - timedelta(seconds=delta_seconds)).isoformat()
 
