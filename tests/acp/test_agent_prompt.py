@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.test_cli import ctl
 from tests.harness import Daemon, RpcError
-from tests.test_cli_e2e import ctl
 
 
 def _start(d: Daemon, name: str, template: str = "fake-acp", **env: str) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.test_cli import CTL, _env, ctl
 from tests.harness import Daemon
-from tests.test_cli_e2e import CTL, _env, ctl
 
 
 class PtyCli:
@@ -106,8 +106,8 @@ def test_a_refused_attach_never_runs_the_program(short_tmp: Path) -> None:
     import sys
 
     from actantd.errors import AgentAlreadyRunning
-    from tests.cli_fake_daemon import FakeDaemon
-    from tests.test_cli_commands import run
+    from tests.cli.fake_daemon import FakeDaemon
+    from tests.cli.test_commands import run
 
     marker = short_tmp / "ran"
     with FakeDaemon(short_tmp / "d.sock") as fake:
