@@ -12,7 +12,7 @@ import itertools
 import json
 import socket
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -249,3 +249,36 @@ class Client:
         stream = Stream(conn, result, notification_method, pending)
         pending.extend(m["params"] for m in early if stream.matches(m))
         return stream
+
+
+def call_streaming(
+    client: Client,
+    method: str,
+    params: dict[str, Any] | None,
+    on_notification: Callable[[str, Any], None],
+    *,
+    timeout: float | None = None,
+) -> Any:
+    """One request whose notifications (``log`` lines of ``agent.run``, ``prompt`` updates of ``agent.prompt``)
+    arrive while it runs: each goes to ``on_notification(method, params)``, then the result is returned.
+
+    ``timeout`` bounds the silence between two messages, not the whole call: a long run that keeps talking
+    is not cut off, a daemon that went quiet is.
+    """
+    conn = _Connection(client.path, client.timeout)
+    try:
+        conn.settimeout(timeout)
+        conn.send(_request(1, method, params))
+        while True:
+            try:
+                message = conn.receive()
+            except TimeoutError:
+                raise ClientTimeout(f"actantd went quiet during {method} for {timeout:g}s", method=method) from None
+            if message is None:
+                raise ConnectionLost(f"actantd closed the connection before answering {method}")
+            if message.get("id") == 1:
+                return _result_of(message)
+            if "id" not in message and isinstance(message.get("method"), str):
+                on_notification(message["method"], message.get("params"))
+    finally:
+        conn.close()

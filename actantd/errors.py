@@ -214,6 +214,20 @@ class GitFailed(ActantError):
     error_code = "GIT_FAILED"
 
 
+class AgentBusy(ActantError):
+    """The agent is already doing what was asked (a run, a prompt, an ``agent open``): refused, never queued."""
+
+    code = -32028
+    error_code = "AGENT_BUSY"
+
+
+class AcpError(ActantError):
+    """The agent's ACP session failed: no session, a protocol error, or the agent answered with an error."""
+
+    code = -32029
+    error_code = "ACP_ERROR"
+
+
 def _all_subclasses(cls: type[ActantError]) -> list[type[ActantError]]:
     out: list[type[ActantError]] = []
     for sub in cls.__subclasses__():

@@ -8,11 +8,15 @@ no logic of its own; docs/architecture.md shows where each part lives.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from actantd.instances import recovery, workspaces
+from actantd.acp.session import AcpSession, OnPermission, OnUpdate
+from actantd.instances import recovery, talk, workspaces
 from actantd.instances.lifecycle import Lifecycle
 from actantd.instances.record import InstanceRecord
+from actantd.runs.executor import OnLine
+from actantd.runs.service import RunService
 
 
 class Manager(Lifecycle):
@@ -34,6 +38,7 @@ class Manager(Lifecycle):
         return await workspaces.create(self, name, template, work_dir, overrides, repo, branch, base, warnings)
 
     async def destroy(self, name: str, force: bool = False) -> bool:
+        self.runs.refuse_if_busy(name)  # a run works in the workspace: it would lose it mid-run
         return await workspaces.destroy(self, name, force)
 
     async def sync(self, name: str) -> InstanceRecord:
@@ -50,3 +55,33 @@ class Manager(Lifecycle):
 
     async def process_ended(self, name: str) -> None:
         await workspaces.end_ephemeral(self, name)
+
+    # -- giving an agent work (actantd/instances/talk.py) ---------------------------------------------
+
+    @functools.cached_property
+    def runs(self) -> RunService:
+        """The one-shot runs in progress (one per instance at most)."""
+        return RunService(record_execution=lambda name, fields: self.event("execution", name, **fields))
+
+    async def run_once(
+        self, name: str, prompt: str, timeout: float | None, *, continue_session: bool = False,
+        on_line: OnLine | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        return await talk.run_once(self, self.runs, name, prompt, timeout, continue_session=continue_session,
+                                   on_line=on_line)  # fmt: skip
+
+    def open_info(self, name: str) -> dict[str, Any]:
+        return talk.open_info(self, name)
+
+    async def prompt(
+        self, name: str, text: str, *, timeout: float | None = None, permission_timeout: float | None = None,
+        on_update: OnUpdate | None = None, on_permission: OnPermission | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        return await talk.prompt(self, name, text, timeout=timeout, permission_timeout=permission_timeout,
+                                 on_update=on_update, on_permission=on_permission)  # fmt: skip
+
+    def acp_session(self, name: str) -> AcpSession:
+        return talk.acp_session(self, name)
+
+    def acp_status(self, name: str) -> dict[str, Any] | None:
+        return talk.acp_status(self, name)

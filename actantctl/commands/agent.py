@@ -1,4 +1,4 @@
-"""``actantctl agent ...``: the instance lifecycle, logs, one-shot runs and the interactive ``open``.
+"""``actantctl agent ...``: the instance lifecycle and logs; `run`, `prompt` and `open` live in their own modules.
 
 Each command is one RPC (``open`` is three) whose answer is printed as-is with ``--json`` or through
 :mod:`actantctl.views` for people. Waiting happens on the daemon side (``agent.start`` with ``wait``) so
@@ -14,15 +14,13 @@ from typing import Any
 
 import click
 
-from actantctl.client import ClientError
-from actantctl.commands import agent_diff
+from actantctl.commands import agent_diff, agent_open, agent_prompt, agent_run
 from actantctl.commands.agent_worktree import report_worktree_create, worktree_options, worktree_params
 from actantctl.commands.completion import complete_agents, complete_templates
 from actantctl.context import AppContext, json_option, pass_app
-from actantctl.output import Failure, print_json, print_json_line, progress, text, warn
+from actantctl.output import print_json, print_json_line, progress, text
 from actantctl.views import STATUSES, agent_details, agent_table
 from actantctl.worktree_views import wide_table, worktree_details
-from actantd.errors import ActantError, AgentNotAttached
 from actantd.instances.state import Status
 
 LIFECYCLE_TIMEOUT = 300.0
@@ -225,36 +223,6 @@ def logs(app: AppContext, name: str, lines: int | None, follow: bool, use_stderr
 
 @agent.command()
 @NAME
-@click.argument("prompt")
-@click.option(
-    "--timeout", "run_timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds before it is killed."
-)
-@json_option
-@pass_app
-def run(app: AppContext, name: str, prompt: str, run_timeout: float | None) -> None:
-    """Run the agent once on PROMPT ('-' reads it from stdin) and print what it answered."""
-    if prompt == "-":
-        prompt = sys.stdin.read()
-    params: dict[str, Any] = {"name": name, "prompt": prompt}
-    if run_timeout is not None:
-        params["timeoutSeconds"] = run_timeout
-    result = app.call("agent.run", params, timeout=None if run_timeout is None else run_timeout + MARGIN)
-    if app.json:
-        print_json(result)
-    else:
-        if result.get("stdout"):
-            click.echo(result["stdout"], nl=False)
-        if result.get("stderr"):
-            click.echo(result["stderr"], nl=False, err=True)
-    code = result.get("exitCode")
-    if result.get("timedOut"):
-        raise Failure(f"{name} did not finish within {text(params.get('timeoutSeconds'))}s")
-    if code != 0:
-        raise Failure(f"{name} exited with code {text(code)}")
-
-
-@agent.command()
-@NAME
 @json_option
 @pass_app
 def sync(app: AppContext, name: str) -> None:
@@ -284,49 +252,7 @@ def detach(app: AppContext, name: str) -> None:
     app.emit(result, f"detached {name}")
 
 
-@agent.command("open")
-@NAME
-@json_option
-@pass_app
-def open_(app: AppContext, name: str) -> None:
-    """Run the agent's interactive program in this terminal, inside its workspace."""
-    import signal
-    import subprocess
-
-    info = app.call("agent.openInfo", {"name": name})
-    argv = [str(a) for a in info.get("argv") or []]
-    if not argv:
-        raise Failure(f"{name}: the daemon gave no command to open")
-    env = {**os.environ, **{str(k): str(v) for k, v in (info.get("env") or {}).items()}}
-    try:
-        child = subprocess.Popen(argv, cwd=info.get("cwd") or None, env=env)
-    except OSError as exc:
-        raise Failure(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
-    # The child shares our terminal and process group: Ctrl-C is for it; we wait and then tidy up.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        attached = _try(app, "agent.attach", {"name": name, "pid": child.pid}, "running unsupervised")
-        code = child.wait()
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if attached:
-        _try(app, "agent.detach", {"name": name}, "could not detach")
-    if app.json:
-        print_json({"name": name, "pid": child.pid, "exitCode": code})
-    if code != 0:
-        raise Failure(f"{argv[0]} exited with code {code}")
-
-
-def _try(app: AppContext, method: str, params: dict[str, Any], what: str) -> bool:
-    """A best-effort call around ``open``: the user's session matters more than its bookkeeping."""
-    try:
-        app.call(method, params)
-    except AgentNotAttached:
-        return False  # the daemon already saw the process exit and let it go
-    except (ActantError, ClientError) as exc:
-        warn(f"{what}: {exc.message}")
-        return False
-    return True
-
-
 agent.add_command(agent_diff.diff)  # issue #12: `agent diff`, in its own module
+agent.add_command(agent_run.run)  # `agent run`, in its own module
+agent.add_command(agent_prompt.prompt)  # `agent prompt`, in its own module
+agent.add_command(agent_open.open_)  # `agent open`, in its own module

@@ -54,6 +54,7 @@ WorkspacePolicy = Literal["Persistent", "Ephemeral"]
 PermissionPreset = Literal["Permissive", "Standard", "Restricted", "ReadOnly"]
 RestartPolicyName = Literal["Always", "OnFailure", "Never"]
 MaterializerName = Literal["claude-code", "cursor-agent", "codex", "gemini", "custom"]
+RunOutput = Literal["text", "claude-json", "codex-jsonl", "gemini-json"]
 
 NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
 PosInt = Annotated[int, msgspec.Meta(ge=1)]
@@ -236,10 +237,22 @@ class Backend(ConfigBase, kw_only=True, frozen=True):
     open: Argv | None = None
     env: dict[str, str] = msgspec.field(default_factory=dict)
     materializer: MaterializerName = "custom"
+    # -- talking to the agent (agent run / agent prompt) --
+    run_output: RunOutput | None = None
+    """How to read the ``run`` argv's stdout; None: by materializer (claude-code, codex, gemini), else text."""
+    run_resume: Argv | None = None
+    """The one-shot argv that continues a conversation (``agent run --continue``): ``{prompt}``, and ``{session}``
+    for the id the last run reported (without it, the CLI's own "latest session in this workspace" is used)."""
+    protocol: Literal["acp"] | None = None
+    """``"acp"``: the ``service`` argv speaks the Agent Client Protocol on stdin/stdout (``agent prompt``)."""
 
     def __post_init__(self) -> None:
         if self.run is not None and not any("{prompt}" in arg for arg in self.run):
             raise field_error("run", "must contain the {prompt} placeholder")
+        if self.run_resume is not None and not any("{prompt}" in arg for arg in self.run_resume):
+            raise field_error("runResume", "must contain the {prompt} placeholder")
+        if self.protocol == "acp" and self.service is None:
+            raise field_error("protocol", "'acp' needs a 'service' argv (the command that speaks ACP on stdio)")
 
 
 Config = Template | Skill | Prompt | Workflow | McpServer | Backend

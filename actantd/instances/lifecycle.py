@@ -133,6 +133,29 @@ class Lifecycle:
         """Journal then publish a transition that is already persisted (create writes its states at once)."""
         self.bus.publish(self.journal.transition(name, src.value, dst.value, reason))
 
+    def emit(self, type_: str, agent: str | None, data: dict[str, Any], *, journal: bool) -> int:
+        """Publish an event (journaled first when ``journal``; live-only otherwise, e.g. streamed ACP content);
+        returns how many subscribers received it."""
+        if journal:
+            entry = self.journal.record(type_, agent, **data)
+        else:
+            entry = {"id": None, "type": type_, "agent": agent, "at": utc_now(), **data}
+        return self.bus.publish(entry)
+
+    async def update(self, name: str, instance_id: str, **changes: Any) -> InstanceRecord | None:
+        """Persist fields that are not a state change (a backend's session id); caller holds the lock.
+
+        Skipped (None) when the instance is gone or was re-created meanwhile (another ``instance_id``)."""
+        current = self.records.get(name)
+        if current is None or current.instance_id != instance_id:
+            return None
+        if all(getattr(current, key) == value for key, value in changes.items()):
+            return current
+        new = msgspec.structs.replace(current, updated_at=utc_now(), **changes)
+        await asyncio.to_thread(self.store.write, new)
+        self.records[name] = new
+        return new
+
     async def transition(self, record: InstanceRecord, to: Status, reason: str, **changes: Any) -> InstanceRecord:
         """Check, persist, journal, publish — in that order. A failed write changes nothing.
 

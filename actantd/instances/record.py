@@ -92,6 +92,10 @@ class InstanceRecord(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
     """The commit the branch was created from (the fallback when ``base`` no longer exists)."""
     setup: SetupResult | None = None
     """The outcome of the template's ``setup`` command, run once after create."""
+    run_session_id: str | None = None
+    """The backend's conversation id from the last ``agent run`` (``agent run --continue`` resumes it)."""
+    acp_session_id: str | None = None
+    """The ACP session of a ``protocol: "acp"`` agent, ``session/load``ed when the agent is started again."""
 
 
 _encoder = msgspec.json.Encoder()

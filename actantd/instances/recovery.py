@@ -15,6 +15,7 @@ from actantd.instances.lifecycle import Lifecycle
 from actantd.instances.record import InstanceRecord, utc_now
 from actantd.instances.state import ACTIVE, LIVE, NEEDS_RECOVERY, Status
 from actantd.supervisor import exits, kill, procfs
+from actantd.supervisor.process import speaks_acp
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,9 @@ async def recover(lc: Lifecycle, record: InstanceRecord) -> None:
     name = record.name
     proc = lc.process(name)
     alive = is_our_process(record)
+    if record.status in LIVE and _speaks_acp(lc, record):
+        await _recover_acp(lc, record, alive)  # its stdio died with the last daemon: it needs a new process
+        return
     if alive and record.status in LIVE:
         if record.status is S.STARTING:
             record = await lc.transition(record, S.RUNNING, "re-adopted after daemon restart")
@@ -102,3 +106,26 @@ async def recover(lc: Lifecycle, record: InstanceRecord) -> None:
     if template is not None and not record.attached and template.restart.policy != "Never":
         proc.reset_tracker(record)
         proc.schedule_restart(0.0, record.status)
+
+
+def _speaks_acp(lc: Lifecycle, record: InstanceRecord) -> bool:
+    try:
+        return speaks_acp(lc.resolve(record.template_ref), record)
+    except ActantError:
+        return False
+
+
+async def _recover_acp(lc: Lifecycle, record: InstanceRecord, alive: bool) -> None:
+    """An ACP agent cannot be re-adopted: the daemon talks to it on stdio pipes, which belonged to the last
+    daemon. Stop what is left of it and start a new process, whose handshake ``session/load``s the session
+    saved on the instance (see actantd/acp/session.py). Caller holds the lock."""
+    proc = lc.process(record.name)
+    if alive:
+        proc.adopt(record, supervise=False)
+        record = await proc.terminate(record, "ACP agent restarted: its stdio did not survive the daemon", 5.0)
+    else:
+        await proc.kill_leftovers(record)
+        record = await lc.transition(record, S.STOPPED, "process lost", pid=None, pid_create_time=None,
+                                     stopped_at=utc_now())  # fmt: skip
+    proc.reset_tracker(record)
+    await proc.launch(record, "restarted after daemon restart (the ACP session resumes with session/load)")

@@ -17,17 +17,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import os
 import signal
 import time
 from collections.abc import Coroutine
 from subprocess import Popen
 from typing import Any, Protocol
 
+from actantd.acp.connection import open_pipes
+from actantd.acp.session import AcpSession
 from actantd.config.registry import Resolved
 from actantd.config.schema import Template
 from actantd.errors import ActantError, AgentLaunch
-from actantd.instances.record import InstanceRecord, LastExit, utc_now
+from actantd.instances.record import InstanceRecord, LastExit, utc_now, workspace_path
 from actantd.instances.state import LIVE, Status
 from actantd.launch import build_launch_spec, build_probe_spec
 from actantd.paths import Layout
@@ -70,6 +74,10 @@ class Owner(Protocol):
 
     async def process_ended(self, name: str) -> None: ...
 
+    def emit(self, type_: str, agent: str | None, data: dict[str, Any], *, journal: bool) -> int: ...
+
+    async def update(self, name: str, instance_id: str, **changes: Any) -> InstanceRecord | None: ...
+
 
 class AgentProcess:
     def __init__(self, name: str, owner: Owner) -> None:
@@ -87,6 +95,8 @@ class AgentProcess:
         self.stop_requested = False
         """Set by a stop, cleared by a launch: an exit it caused is never reported as a failed start."""
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.acp: AcpSession | None = None
+        """The live ACP session when the backend speaks ACP on stdio (``"protocol": "acp"``)."""
 
     @property
     def is_live(self) -> bool:
@@ -111,7 +121,8 @@ class AgentProcess:
         """Starting → spawn → Running (or Failed with the reason). Caller holds the lock."""
         owner, name = self._owner, self.name
         try:
-            spec = build_launch_spec(record, owner.resolve(record.template_ref), owner.layout, python=owner.python)
+            resolved = owner.resolve(record.template_ref)
+            spec = build_launch_spec(record, resolved, owner.layout, python=owner.python)
         except ActantError as exc:
             if record.status is S.RESTARTING:
                 await owner.transition(record, S.FAILED, exc.message)
@@ -119,10 +130,11 @@ class AgentProcess:
         if record.status is not S.STARTING:
             record = await owner.transition(record, S.STARTING, reason, **changes)
         layout = owner.layout
+        acp = speaks_acp(resolved, record)
         try:
             spawned = await asyncio.to_thread(
-                spawn.spawn, spec.argv, spec.cwd, spec.env, layout.log_file(name, "stdout"),
-                layout.log_file(name, "stderr"), spec.install_hint,
+                functools.partial(spawn.spawn, stdio_pipes=acp), spec.argv, spec.cwd, spec.env,
+                layout.log_file(name, "stdout"), layout.log_file(name, "stderr"), spec.install_hint,
             )  # fmt: skip
         except Exception as exc:
             launch = exc if isinstance(exc, AgentLaunch) else AgentLaunch(f"{name}: could not start: {exc}", agent=name)
@@ -151,7 +163,43 @@ class AgentProcess:
                 await owner.transition(record, S.FAILED, "could not record the started process; it was stopped")
             raise
         self._start_health(record)
+        if acp:
+            await self._start_acp(record, resolved, spawned)
         return record
+
+    async def _start_acp(self, record: InstanceRecord, resolved: Resolved, spawned: spawn.Spawned) -> None:
+        """Talk ACP on the new process's stdio; the handshake runs in the background (actantd/acp/session.py)."""
+        if self.acp is not None:
+            self.acp.abort()
+        popen = spawned.popen
+        assert popen.stdin is not None and popen.stdout is not None
+        stdin_fd, stdout_fd = os.dup(popen.stdin.fileno()), os.dup(popen.stdout.fileno())
+        popen.stdin.close()
+        popen.stdout.close()
+        reader, writer = await open_pipes(stdin_fd, stdout_fd)
+        owner, name = self._owner, self.name
+
+        def publish(type_: str, data: dict[str, Any], journal: bool) -> int:
+            return owner.emit(type_, name, data, journal=journal)
+
+        session = AcpSession(name, cwd=str(workspace_path(record, owner.layout)), mcp_servers=resolved.mcp_servers,
+                             policy=resolved.template.permissions, publish=publish)  # fmt: skip
+        session.connect(reader, writer)
+        self.acp = session
+        self._spawn_task(self._acp_handshake(session, record.instance_id, record.acp_session_id))
+
+    async def _acp_handshake(self, session: AcpSession, instance_id: str, saved: str | None) -> None:
+        owner, name = self._owner, self.name
+        try:
+            session_id = await session.start(saved)
+        except ActantError as exc:
+            owner.event("acp", name, event="handshakeFailed", reason=exc.message)
+            return
+        async with owner.lock(name):
+            await owner.update(name, instance_id, acp_session_id=session_id)
+        loads = bool(session.capabilities.get("loadSession"))
+        owner.event("acp", name, event="sessionReady", sessionId=session_id, resumed=session.resumed,
+                    agentInfo=session.agent_info, loadSession=loads)  # fmt: skip
 
     async def wait_for_early_exit(self, record: InstanceRecord) -> None:
         """Wait briefly for an immediate crash so ``agent start`` can report it with the stderr tail.
@@ -395,6 +443,8 @@ class AgentProcess:
 
     def close(self) -> None:
         """Drop everything in flight: health monitor, pending restart, exit watch, background tasks."""
+        if self.acp is not None:
+            self.acp.abort()
         self.stop_health()
         if self.restart_task is not None:
             self.restart_task.cancel()
@@ -406,3 +456,8 @@ class AgentProcess:
 def _log_task_error(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("background task failed", exc_info=task.exception())
+
+
+def speaks_acp(resolved: Resolved, record: InstanceRecord) -> bool:
+    """The instance's service process is an ACP agent the daemon talks to on its stdio."""
+    return resolved.backend is not None and resolved.backend.protocol == "acp" and not record.attached

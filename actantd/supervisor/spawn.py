@@ -138,6 +138,8 @@ def spawn(
     stdout_path: str | os.PathLike[str],
     stderr_path: str | os.PathLike[str],
     install_hint: str | None = None,
+    *,
+    stdio_pipes: bool = False,
 ) -> Spawned:
     """Start ``argv`` detached from the daemon (see module docstring); raise :class:`AgentLaunch` on failure.
 
@@ -146,6 +148,10 @@ def spawn(
     path may be given for stdout and stderr to interleave them in one file. Call
     :func:`actantd.supervisor.exits.watch_exit` right after, without awaiting in between, so the exit is
     watched before anything else could reap it.
+
+    ``stdio_pipes``: stdin and stdout are pipes to the daemon (``popen.stdin``/``popen.stdout``) instead of
+    /dev/null and the log, for agents the daemon talks to over stdio (ACP); such an agent cannot outlive the
+    daemon usefully, see :mod:`actantd.acp.session`.
     """
     if not argv:
         raise AgentLaunch("empty command: nothing to execute", executable="", hint=install_hint)
@@ -173,8 +179,8 @@ def spawn(
                 executable=executable,
                 cwd=cwd_str,
                 env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=out_fd,
+                stdin=subprocess.PIPE if stdio_pipes else subprocess.DEVNULL,
+                stdout=subprocess.PIPE if stdio_pipes else out_fd,
                 stderr=err_fd,
                 close_fds=True,
                 start_new_session=True,

@@ -26,6 +26,14 @@ from tests.cli.fake_daemon import FakeDaemon
 NOW = datetime.now(UTC)
 
 
+@pytest.fixture(autouse=True)
+def _now_is_when_the_test_starts() -> None:
+    """Uptimes are shown relative to the real clock: "now" is each test's start, not the module's import (the
+    whole suite may reach a test minutes after collecting it)."""
+    global NOW
+    NOW = datetime.now(UTC)
+
+
 def iso(delta_seconds: float = 0) -> str:
     return (NOW - timedelta(seconds=delta_seconds)).isoformat()
 
@@ -265,17 +273,19 @@ def test_logs_follow(fake: FakeDaemon) -> None:
 
 def test_run_prints_output_and_fails_on_nonzero_exit(fake: FakeDaemon) -> None:
     fake.answer(
-        "agent.run", lambda p: {"exitCode": 0 if p["prompt"] != "fail" else 3, "stdout": "answer\n", "stderr": ""}
+        "agent.run",
+        lambda p: {"exitCode": 0 if p["prompt"] != "fail" else 3, "result": "answer\n", "stderr": "", "costUsd": 0.5},
     )
     result = run(fake, "agent", "run", "reviewer", "review it", "--timeout", "60")
     assert (result.exit_code, result.stdout) == (0, "answer\n")
+    assert "exit 0" in result.stderr and "cost $0.5000" in result.stderr  # the figures go to stderr
     assert fake.params("agent.run") == [{"name": "reviewer", "prompt": "review it", "timeoutSeconds": 60.0}]
     result = run(fake, "agent", "run", "reviewer", "fail")
     assert result.exit_code == 1
-    assert result.stderr == "error: reviewer exited with code 3\n"
-    result = run(fake, "agent", "run", "reviewer", "-", "--json", input="from stdin")
+    assert result.stderr.endswith("error: reviewer exited with code 3\n")
+    result = run(fake, "agent", "run", "reviewer", "-", "--json", "--continue", input="from stdin")
     assert json.loads(result.stdout)["exitCode"] == 0
-    assert fake.params("agent.run")[-1]["prompt"] == "from stdin"
+    assert fake.params("agent.run")[-1] == {"name": "reviewer", "prompt": "from stdin", "continue": True}
 
 
 def test_open_runs_the_command_and_attaches_it(fake: FakeDaemon, short_tmp: Path) -> None:
@@ -299,7 +309,7 @@ def test_open_without_attach_support_still_runs(fake: FakeDaemon) -> None:
     fake.answer("agent.openInfo", {"argv": [sys.executable, "-c", "raise SystemExit(5)"], "cwd": None, "env": {}})
     fake.fail("agent.attach", NotSupported("attach is not supported yet"))
     result = run(fake, "agent", "open", "reviewer")
-    assert result.exit_code == 1
+    assert result.exit_code == 5  # the program's exit status passes through
     assert "warning: running unsupervised: attach is not supported yet" in result.stderr
     assert "exited with code 5" in result.stderr
     assert "agent.detach" not in [r["method"] for r in fake.requests]
@@ -566,12 +576,19 @@ def test_events_follow_with_backlog_prints_each_event_once(fake: FakeDaemon) -> 
 def test_history(fake: FakeDaemon) -> None:
     fake.answer("events.query", {"events": [COMMAND, EXECUTION]})
     result = run(fake, "history", "--agent", "reviewer")
-    assert fake.params("events.query") == [{"types": ["command", "execution"], "limit": 50, "agent": "reviewer"}]
+    assert fake.params("events.query") == [
+        {"types": ["command", "execution"], "limit": 50, "agent": "reviewer"},
+        {"types": ["execution"], "limit": 10_000, "agent": "reviewer"},  # the totals of its runs
+    ]
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["TIME", "AGENT", "TYPE", "DETAILS"]
-    assert lines[2].endswith("execution  exit 0  900 ms  'review'")
-    assert json.loads(run(fake, "history", "--limit", "1", "--json").stdout) == {"events": [COMMAND, EXECUTION]}
-    assert fake.params("events.query")[-1]["limit"] == 1
+    assert "execution  exit 0  900 ms  'review'  cost" in lines[2]
+    assert "Totals of runs per agent:" in result.stdout
+    doc = json.loads(run(fake, "history", "--limit", "1", "--json").stdout)
+    assert doc["events"] == [COMMAND, EXECUTION] and doc["totals"][EXECUTION["agent"]]["runs"] == 1
+    assert fake.params("events.query")[-2]["limit"] == 1
+    run(fake, "history", "reviewer")  # NAME as an argument, like every other command
+    assert fake.params("events.query")[-2]["agent"] == "reviewer"
 
 
 # -- completion ---------------------------------------------------------------------------------------------

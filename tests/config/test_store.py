@@ -66,7 +66,8 @@ def test_bundled_configs_load_without_errors_or_warnings() -> None:
     assert "trellis-standard" in reg.workflows
     assert {"code-reviewer", "ci-agent"} <= set(reg.prompts)
     assert reg.relative_source("prompt", "code-reviewer") == "prompts/system-prompts/code-reviewer.json"
-    assert set(reg.backends) == {"claude-code", "cursor-agent", "codex", "gemini", "custom"}
+    assert set(reg.backends) == {"claude-code", "cursor-agent", "codex", "gemini", "custom",
+                                 "claude-code-acp", "codex-acp", "gemini-acp"}  # fmt: skip
     assert not reg.mcp["filesystem"].is_remote and any(m.is_remote for m in reg.mcp.values())
     for name in reg.templates:
         reg.resolve(name)
@@ -103,15 +104,16 @@ def test_bundled_backends_are_realistic() -> None:
     backends = load_registry(BUNDLED).registry.backends
     assert backends["claude-code"].run == ("claude", "-p", "--output-format", "json", "{prompt}")
     assert backends["claude-code"].open == ("claude",)
-    assert backends["codex"].run == ("codex", "exec", "{prompt}")
-    assert backends["gemini"].run == ("gemini", "-p", "{prompt}")
+    assert backends["codex"].run == ("codex", "exec", "--json", "{prompt}")
+    assert backends["gemini"].run == ("gemini", "-p", "{prompt}", "--output-format", "json")
     assert backends["cursor-agent"].run is not None and backends["cursor-agent"].run[:2] == ("cursor-agent", "-p")
     installs = {name: b.install or "" for name, b in backends.items()}
     assert "@anthropic-ai/claude-code" in installs["claude-code"]
     assert "@openai/codex" in installs["codex"]
     assert "@google/gemini-cli" in installs["gemini"]
     for name, backend in backends.items():
-        assert backend.materializer == name
+        assert backend.materializer == name.removesuffix("-acp")  # "<cli>-acp": the same CLI as an ACP session
+        assert (backend.protocol == "acp") is name.endswith("-acp")
 
 
 def test_bundled_skills_are_substantive() -> None:

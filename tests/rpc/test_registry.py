@@ -16,9 +16,10 @@ PROTOCOL = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 MUTATING = {
     "daemon.shutdown", "agent.create", "agent.start", "agent.stop", "agent.restart", "agent.destroy",
     "agent.sync", "agent.run", "agent.attach", "agent.detach", "config.migrate",
+    "agent.prompt", "agent.prompt.cancel", "agent.permission.respond",
 }  # fmt: skip
-EVENT_TYPES = {"config.changed", "config.error"}
-"""Named like methods in docs/protocol.md, but journal event types."""
+EVENT_TYPES = {"config.changed", "config.error", "prompt.update", "prompt.permission"}
+"""Named like methods in docs/protocol.md, but journal event types (and the notifications of agent.prompt)."""
 
 
 def test_mutating_is_exactly_the_state_changing_methods() -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any, Literal
 
-from actantd.errors import InvalidParams, NotSupported
+import msgspec
+
+from actantd.errors import InvalidParams
 from actantd.rpc import results
 from actantd.rpc.protocol import CallContext
 from actantd.rpc.registry import MethodTable, Params
@@ -13,6 +16,7 @@ from actantd.rpc.services import Services
 from actantd.supervisor import logs
 
 METHODS = MethodTable()
+_ids = itertools.count(1)
 
 
 class NameP(Params):
@@ -66,6 +70,23 @@ class RunP(Params):
     name: str
     prompt: str
     timeout_seconds: float | None = None
+    continue_session: bool = msgspec.field(default=False, name="continue")
+
+
+class PromptP(Params):
+    name: str
+    text: str
+    timeout_seconds: float | None = None
+    permission_timeout_seconds: float | None = None
+    answer_permissions: bool = False
+    """The caller will answer permission requests itself (``agent.permission.respond``): offer them to it."""
+
+
+class PermissionRespondP(Params):
+    name: str
+    permission: str
+    option_id: str | None = None
+    allow: bool | None = None
 
 
 class AttachP(Params):
@@ -104,6 +125,7 @@ async def status(svc: Services, p: NameP, ctx: CallContext) -> Any:
     out = results.agent_status(record, figures, svc.layout.log_dir(p.name), m.workspace(record))
     if record.repo is not None:  # a worktree's branch, ahead/behind and changes: git, so off the loop
         out["worktree"] = await asyncio.to_thread(m.worktree_status, record)
+    out["acp"] = m.acp_status(p.name)  # the live ACP session of an agent that speaks ACP, else None
     return {"agent": out}
 
 
@@ -139,7 +161,52 @@ async def sync(svc: Services, p: NameP, ctx: CallContext) -> Any:
 
 @METHODS.method("agent.run", params=RunP, mutating=True)
 async def run(svc: Services, p: RunP, ctx: CallContext) -> Any:
-    raise NotSupported("agent run comes with the materialization work; not supported yet", agent=p.name)
+    """One-shot run; the agent's output streams to the caller as ``log`` notifications while it runs."""
+    conn = ctx.connection
+    run_id = f"run-{next(_ids)}"
+
+    def on_line(stream: str, line: str) -> None:
+        if conn is not None:
+            conn.notify("log", {"subscription": run_id, "agent": p.name, "stream": stream, "lines": [line]})
+
+    result = await svc.manager.run_once(p.name, p.prompt, p.timeout_seconds, continue_session=p.continue_session,
+                                        on_line=on_line)  # fmt: skip
+    return {"run": run_id, **result}
+
+
+@METHODS.method("agent.prompt", params=PromptP, mutating=True)
+async def prompt(svc: Services, p: PromptP, ctx: CallContext) -> Any:
+    """One turn of the live ACP session; its updates stream as ``prompt.update`` notifications."""
+    for key, value in (("timeoutSeconds", p.timeout_seconds), ("permissionTimeoutSeconds",
+                                                                p.permission_timeout_seconds)):  # fmt: skip
+        if value is not None and value <= 0:
+            raise InvalidParams(f"{key} must be > 0", **{key: value})
+    conn = ctx.connection
+    prompt_id = f"prompt-{next(_ids)}"
+
+    def on_update(update: dict[str, Any]) -> None:
+        if conn is not None:
+            conn.notify("prompt.update", {"subscription": prompt_id, "agent": p.name, "update": update})
+
+    def on_permission(request: dict[str, Any]) -> bool:
+        if conn is None or not p.answer_permissions:
+            return False
+        return conn.notify("prompt.permission", {"subscription": prompt_id, "agent": p.name, **request})
+
+    result = await svc.manager.prompt(p.name, p.text, timeout=p.timeout_seconds,
+                                      permission_timeout=p.permission_timeout_seconds, on_update=on_update,
+                                      on_permission=on_permission)  # fmt: skip
+    return {"prompt": prompt_id, **result}
+
+
+@METHODS.method("agent.prompt.cancel", params=NameP, mutating=True)
+async def prompt_cancel(svc: Services, p: NameP, ctx: CallContext) -> Any:
+    return {"cancelled": await svc.manager.acp_session(p.name).cancel()}
+
+
+@METHODS.method("agent.permission.respond", params=PermissionRespondP, mutating=True)
+async def permission_respond(svc: Services, p: PermissionRespondP, ctx: CallContext) -> Any:
+    return svc.manager.acp_session(p.name).respond(p.permission, option_id=p.option_id, allow=p.allow)
 
 
 @METHODS.method("agent.attach", params=AttachP, mutating=True)
@@ -154,8 +221,8 @@ async def detach(svc: Services, p: NameP, ctx: CallContext) -> Any:
 
 @METHODS.method("agent.openInfo", params=NameP)
 async def open_info(svc: Services, p: NameP, ctx: CallContext) -> Any:
-    svc.manager.get(p.name)
-    raise NotSupported("agent open comes with the materialization work; not supported yet", agent=p.name)
+    """``{argv, env, cwd}`` of the backend's interactive command; the CLI runs it in the user's terminal."""
+    return svc.manager.open_info(p.name)
 
 
 @METHODS.method("agent.logs", params=LogsP)
