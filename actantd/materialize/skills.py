@@ -9,6 +9,7 @@ double-quoted scalars whatever characters they hold.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 
 from actantd.config.schema import Skill
@@ -18,10 +19,19 @@ def description(skill: Skill) -> str:
     return (skill.description or f"The {skill.name} skill").strip()
 
 
+_PLAIN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+"""Values YAML reads the same unquoted (config names are kebab-case file stems)."""
+
+
 def front_matter(fields: dict[str, str | bool]) -> str:
     lines = ["---"]
     for key, value in fields.items():
-        text = ("true" if value else "false") if isinstance(value, bool) else json.dumps(value, ensure_ascii=False)
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif _PLAIN.match(value) and value not in ("true", "false", "null", "yes", "no", "on", "off"):
+            text = value
+        else:
+            text = json.dumps(value, ensure_ascii=False)
         lines.append(f"{key}: {text}")
     lines.append("---")
     return "\n".join(lines) + "\n"
