@@ -28,7 +28,9 @@ class HomeDaemon(Daemon):
 
 @contextlib.contextmanager
 def fixture_daemon(root: Path) -> Iterator[HomeDaemon]:
-    d = HomeDaemon(root, fixture_configs(root / "configs"))
+    """Starts on ``root/configs`` (the fixture configs, copied there unless the caller prepared it)."""
+    configs = root / "configs"
+    d = HomeDaemon(root, configs if configs.exists() else fixture_configs(configs))
     d.start()
     try:
         yield d
