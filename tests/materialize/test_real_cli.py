@@ -48,8 +48,11 @@ def cli_daemon(short_tmp: Path) -> Iterator[HomeDaemon]:
         yield d
 
 
-def _launch(d: HomeDaemon, name: str, template: str, binary: Path, mode: str = "service") -> tuple[dict[str, Any],
-                                                                                                  dict[str, str]]:  # fmt: skip
+Done = subprocess.CompletedProcess[str]
+Launch = tuple[dict[str, Any], dict[str, str]]
+
+
+def _launch(d: HomeDaemon, name: str, template: str, binary: Path, mode: str = "service") -> Launch:
     d.call("agent.create", {"name": name, "template": template})
     spec = d.call("agent.launchSpec", {"name": name, "mode": mode, "reveal": True})
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ACTANT_", "CLAUDE", "CODEX", "GEMINI"))}
@@ -58,7 +61,7 @@ def _launch(d: HomeDaemon, name: str, template: str, binary: Path, mode: str = "
     return spec, env
 
 
-def _run(argv: list[str], spec: dict[str, Any], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def _run(argv: list[str], spec: dict[str, Any], env: dict[str, str], timeout: float = 120) -> Done:
     """Run in its own session and kill whatever of it is left (MCP servers it spawned) afterwards."""
     proc = subprocess.Popen(argv, cwd=spec["cwd"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
