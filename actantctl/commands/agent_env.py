@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from actantctl.commands.agent import NAME, agent
+from actantctl.commands.completion import complete_agents
 from actantctl.context import AppContext, json_option, pass_app
 
 
@@ -31,8 +31,8 @@ def shell_lines(spec: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@agent.command("env")
-@NAME
+@click.command("env")
+@click.argument("name", shell_complete=complete_agents)
 @click.option(
     "--mode",
     type=click.Choice(["service", "run", "open"]),

@@ -26,6 +26,7 @@ from actantd.instances.lifecycle import Lifecycle
 from actantd.instances.record import InstanceRecord, Overrides, new_record, utc_now
 from actantd.instances.state import DESTROYABLE, ENDED, LIVE, Status
 from actantd.instances.store import validate_name
+from actantd.materialize import workspace as mat_workspace
 from actantd.paths import INSTANCE_FILE
 
 S = Status
@@ -100,7 +101,11 @@ async def create(
         def populate(workspace: Path) -> InstanceRecord:
             lc.store.write_at(workspace, initializing)
             try:
-                files = materialize.write(workspace, planned)
+                if work_dir is not None and wt_plan is None:  # before the files appear: `git status` stays clean
+                    mat_workspace.exclude(workspace, name, planned)
+                files = materialize.write(workspace, planned).files
+                final_ws = Path(work_dir) if work_dir is not None else lc.layout.instance_dir(name)
+                trusted = mat_workspace.add_trust(resolved, final_ws, [])
             except ActantError:
                 raise
             except OSError as exc:
@@ -108,6 +113,7 @@ async def create(
             return msgspec.structs.replace(
                 initializing, status=S.INITIALIZING if has_setup else S.READY, materialized=files,
                 updated_at=utc_now(), reason="running setup" if has_setup else "created",
+                trust_entries=trusted,
             )  # fmt: skip
 
         maker = worktree_ops.maker(wt_plan, record0, planned)
@@ -164,6 +170,10 @@ async def destroy(lc: Lifecycle, name: str, force: bool = False) -> bool:
                 record = await proc.terminate(record, "destroy requested", None)
         await asyncio.to_thread(worktree_ops.check_destroy, record, lc.workspace(record), force)
         proc.release()
+        workspace = lc.workspace(record)
+        await asyncio.to_thread(mat_workspace.remove_trust, record.trust_entries, workspace)
+        if record.work_dir is not None and record.repo is None:
+            await asyncio.to_thread(mat_workspace.unexclude, workspace, name)
         await asyncio.to_thread(lc.store.destroy, name)
         shutil.rmtree(lc.layout.log_dir(name), ignore_errors=True)
         lc.forget(name)
@@ -176,14 +186,23 @@ async def sync(lc: Lifecycle, name: str) -> InstanceRecord:
     async with lc.lock(name):
         record = lc.get(name)
         resolved = lc.resolve(record.template_ref)
-        files = await asyncio.to_thread(materialize.materialize, lc.workspace(record), resolved)
+        workspace = lc.workspace(record)
+        result = await asyncio.to_thread(materialize.materialize, workspace, resolved, record.materialized)
         if record.repo is not None:  # a worktree: keep the new set of files out of git there too
-            await asyncio.to_thread(worktree.exclude, lc.workspace(record), files)
-        if files != record.materialized:
-            record = msgspec.structs.replace(record, materialized=files, updated_at=utc_now())
-            lc.store.write(record)
+            await asyncio.to_thread(worktree.exclude, workspace, result.files)
+        trusted = record.trust_entries
+        if resolved.template.trust == "global" or trusted:
+            trusted = await asyncio.to_thread(mat_workspace.add_trust, resolved, workspace, trusted)
+        if result.files != record.materialized or trusted != record.trust_entries:
+            if record.work_dir is not None and record.repo is None:
+                await asyncio.to_thread(mat_workspace.exclude, workspace, name, result.files)
+            record = msgspec.structs.replace(
+                record, materialized=result.files, trust_entries=trusted, updated_at=utc_now()
+            )
+            await asyncio.to_thread(lc.store.write, record)
             lc.records[name] = record
-        lc.event("instance", name, event="synced", files=files)
+        lc.event("instance", name, event="synced", files=result.files, written=result.written,
+                 removed=result.removed, skipped=result.skipped)  # fmt: skip
         return record
 
 

@@ -5,21 +5,15 @@ The launch spec (argv, env, cwd) calls :func:`additions` so that every launch, w
 a prompt. Flags go right after the executable, before any subcommand, where each of these CLIs takes its
 global options; they are only added when the argv is the backend's own (a template's ``command`` is the
 user's argv and gets the environment only).
-
-:func:`masked` hides the values a person should not see by accident in ``agent env``: every value that
-comes from the template's or the instance's ``env`` (that is where API keys go); Actant's own variables,
-the backend's ``env`` and the trust variables are shown.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from actantd.materialize import MATERIALIZERS, Mode
-
-MASK = "********"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +32,3 @@ def additions(materializer: str, workspace: Path, mode: Mode) -> Additions:
 def with_args(argv: list[str], args: Iterable[str]) -> list[str]:
     extra = [a for a in args if a not in argv[1:]]
     return argv[:1] + extra + argv[1:]
-
-
-def masked(env: Mapping[str, str], secret: Iterable[str], reveal: bool) -> dict[str, str]:
-    hidden = set(secret)
-    return {k: (v if reveal or k not in hidden else MASK) for k, v in env.items()}

@@ -29,9 +29,15 @@ def _edit(d: HomeDaemon, rel: str, change: dict[str, Any]) -> None:
     path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
-def _synced(conn: Conn, agent: str) -> dict[str, Any]:
-    return conn.wait_event(lambda e: e["type"] == "instance" and e.get("agent") == agent
-                           and e.get("event") == "synced")  # fmt: skip
+def _synced(conn: Conn, *agents: str) -> dict[str, Any]:
+    """Wait until every agent named has been re-materialized (in any order); returns the last event."""
+    waiting = set(agents)
+    event: dict[str, Any] = {}
+    while waiting:
+        event = conn.wait_event(lambda e: e["type"] == "instance" and e.get("agent") in waiting
+                                and e.get("event") == "synced")  # fmt: skip
+        waiting.discard(event["agent"])
+    return event
 
 
 def _workspace(d: HomeDaemon, name: str) -> Path:
@@ -45,12 +51,12 @@ def test_skill_and_mcp_edits_rematerialize(fd: HomeDaemon) -> None:
     conn = fd.conn()
     conn.call("events.subscribe", {"types": ["instance", "config.*"]})
     _edit(fd, "skills/alpha.json", {"content": "# Alpha\n\nEdited: always run the linter too.\n"})
-    _synced(conn, "cc"), _synced(conn, "gm")
+    _synced(conn, "cc", "gm")
     assert "Edited: always run the linter" in (ws_cc / ".claude/skills/alpha/SKILL.md").read_text()
     assert "Edited: always run the linter" in (ws_gm / ".gemini/skills/alpha/SKILL.md").read_text()
     assert "Edited: always run the linter" in (ws_cc / "AGENTS.md").read_text()
     _edit(fd, "mcp/github.json", {"args": ["stdio", "--read-only"]})
-    _synced(conn, "cc"), _synced(conn, "gm")
+    _synced(conn, "cc", "gm")
     assert json.loads((ws_cc / ".mcp.json").read_text())["mcpServers"]["github"]["args"] == ["stdio", "--read-only"]
     gemini = json.loads((ws_gm / ".gemini/settings.json").read_text())
     assert gemini["mcpServers"]["github"]["args"] == ["stdio", "--read-only"]
