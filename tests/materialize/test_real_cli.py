@@ -102,6 +102,13 @@ def test_claude_code(cli_daemon: HomeDaemon, record_property: Any) -> None:
     assert {"alpha", "beta"} <= set(init["skills"]), init["skills"]
     assert {s["name"] for s in init["mcp_servers"]} == {"files", "github", "remote"}
     assert PROMPT_MARK in sent  # AGENTS.md, through CLAUDE.md's @AGENTS.md import
+    run = cli_daemon.call("agent.launchSpec", {"name": "cc", "mode": "run", "prompt": "say hi", "reveal": True})
+    with capture_server() as endpoint:
+        env.update(ANTHROPIC_BASE_URL=endpoint.url)
+        done = _run(run["argv"], run, env)
+        sent = endpoint.text()
+    assert "say hi" in sent and PROMPT_MARK in sent, done.stdout + done.stderr
+    assert json.loads(done.stdout)["is_error"] is True  # the `--output-format json` result document
     cli_daemon.call("agent.destroy", {"name": "cc"})
     assert spec["cwd"] not in json.loads((cli_daemon.user_home / ".claude.json").read_text()).get("projects", {})
 
@@ -146,3 +153,9 @@ def test_gemini(cli_daemon: HomeDaemon, record_property: Any) -> None:
         sent = endpoint.text()
     assert ran.returncode != 55, ran.stderr  # 55 = untrusted folder
     assert PROMPT_MARK in sent  # AGENTS.md, through GEMINI.md's @AGENTS.md import
+    run = cli_daemon.call("agent.launchSpec", {"name": "gm", "mode": "run", "prompt": "say hi", "reveal": True})
+    with capture_server() as endpoint:
+        env.update(GOOGLE_GEMINI_BASE_URL=endpoint.url)
+        done = _run(run["argv"], run, env)
+        sent = endpoint.text()
+    assert done.returncode != 55 and "say hi" in sent, done.stderr
