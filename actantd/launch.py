@@ -22,6 +22,7 @@ from typing import Literal
 from actantd.config.registry import Resolved
 from actantd.config.schema import HealthCheck, expand_argv, expand_env
 from actantd.errors import AgentLaunch, NotSupported
+from actantd.instances import secret_env
 from actantd.instances.record import InstanceRecord, workspace_path
 from actantd.materialize.launch import additions as trust_additions
 from actantd.materialize.launch import with_args
@@ -55,6 +56,7 @@ def build_launch_spec(
     python: str = sys.executable,
     base_env: Mapping[str, str] | None = None,
     prompt: str | None = None,
+    instance_env: Mapping[str, str] | None = None,
 ) -> LaunchSpec:
     """The launch of ``record`` in ``mode``; ``base_env`` (default ``os.environ``) is what the daemon inherited.
 
@@ -62,8 +64,9 @@ def build_launch_spec(
     variables, the backend CLI's trust variables (``GEMINI_CLI_TRUST_WORKSPACE``), the backend's ``env``,
     the template's ``env``, the instance's ``overrides.env``, and last the ``ACTANT_*`` identity variables
     (``ACTANT_INSTANCE_ID`` is how leftover descendants are found later, so nothing may override it).
-    Raises :class:`AgentLaunch` (service) or :class:`NotSupported` (run/open) when there is nothing to
-    execute, naming the template and the backend.
+    ``instance_env`` is the instance's env with its real values; when not given it is read with
+    ``secret_env.launch_env`` (the one file read here: the record holds only the names). Raises :class:`AgentLaunch` (service) or :class:`NotSupported` (run/open) when there is
+    nothing to execute, naming the template and the backend.
     """
     template = resolved.template
     backend = resolved.backend
@@ -100,7 +103,7 @@ def build_launch_spec(
     if backend is not None:
         env.update(expand_env(backend.env, **values))
     env.update(expand_env(template.env, **values))
-    env.update(record.overrides.env)
+    env.update(secret_env.launch_env(record, layout) if instance_env is None else instance_env)
     env.update(
         ACTANT_INSTANCE=record.name,
         ACTANT_INSTANCE_ID=record.instance_id,

@@ -21,7 +21,7 @@ import msgspec
 from actantd import materialize
 from actantd.config.schema import Template
 from actantd.errors import ActantError, AgentAlreadyRunning, AgentExists, AgentNotFound, InvalidParams, WorkspaceInit
-from actantd.instances import worktree, worktree_ops
+from actantd.instances import secret_env, worktree, worktree_ops
 from actantd.instances.lifecycle import Lifecycle
 from actantd.instances.record import InstanceRecord, Overrides, new_record, utc_now
 from actantd.instances.state import DESTROYABLE, ENDED, LIVE, Status
@@ -57,7 +57,8 @@ async def create(
     async with lc.lock(name):
         existing = lc.records.get(name)
         if existing is not None:
-            if (existing.template_ref, existing.work_dir, existing.overrides) == (template, work_dir, ov) and (
+            same_env = secret_env.launch_env(existing, lc.layout) == ov.env
+            if (existing.template_ref, existing.work_dir) == (template, work_dir) and same_env and (
                 worktree_ops.same_request(existing, None, branch, base)
                 if repo is None
                 else await asyncio.to_thread(worktree_ops.same_request, existing, repo, branch, base)
@@ -88,7 +89,7 @@ async def create(
             launch_mode=tpl.launch_mode,
             workspace_policy=tpl.workspace_policy,
             work_dir=work_dir,
-            overrides=ov,
+            overrides=secret_env.redacted(ov),  # values go to {home}/secrets/, never into the workspace
         )
         record0 = worktree_ops.apply(record0, wt_plan)
         # The Initializing record lists the files before they are written (see materialize.plan).
@@ -117,7 +118,12 @@ async def create(
             )  # fmt: skip
 
         maker = worktree_ops.maker(wt_plan, record0, planned)
-        final = await asyncio.to_thread(lc.store.create, record0, populate, maker)
+        await asyncio.to_thread(secret_env.save, lc.layout, name, ov.env)
+        try:
+            final = await asyncio.to_thread(lc.store.create, record0, populate, maker)
+        except BaseException:
+            secret_env.remove(lc.layout, name)
+            raise
         lc.records[name] = final
         notes = list(wt_plan.warnings) if wt_plan is not None else []
         if warnings is not None:
@@ -175,6 +181,7 @@ async def destroy(lc: Lifecycle, name: str, force: bool = False) -> bool:
         if record.work_dir is not None and record.repo is None:
             await asyncio.to_thread(mat_workspace.unexclude, workspace, name)
         await asyncio.to_thread(lc.store.destroy, name)
+        secret_env.remove(lc.layout, name)
         shutil.rmtree(lc.layout.log_dir(name), ignore_errors=True)
         lc.forget(name)
         lc.event("instance", name, event="destroyed")

@@ -61,3 +61,26 @@ def test_modes_and_json(fd: HomeDaemon) -> None:
     assert spec["env"]["GEMINI_CLI_TRUST_WORKSPACE"] == "true" and spec["masked"] == ["KIT_API_KEY"]
     opened = _ctl(fd, "agent", "env", "gm", "--mode", "open").stdout
     assert opened.rstrip().splitlines()[-1] == "gemini"
+
+
+def test_instance_env_reaches_the_agent_but_not_the_workspace(fd: HomeDaemon) -> None:
+    fd.call("agent.create", {"name": "kc", "template": "kit-custom", "overrides": {"env": {"KIT_API_KEY": "tok-9"}}})
+    status = fd.call("agent.status", {"name": "kc"})["agent"]
+    workspace = Path(status["workspace"])
+    assert status["overrides"]["env"] == {"KIT_API_KEY": "********"}
+    for path in workspace.rglob("*"):
+        if path.is_file():
+            assert b"tok-9" not in path.read_bytes() and SECRET.encode() not in path.read_bytes(), path
+    secrets = fd.home / "secrets/kc.json"
+    assert secrets.stat().st_mode & 0o777 == 0o600 and json.loads(secrets.read_text()) == {"KIT_API_KEY": "tok-9"}
+    # Same arguments again: idempotent (the values are compared, not the redacted record).
+    fd.call("agent.create", {"name": "kc", "template": "kit-custom", "overrides": {"env": {"KIT_API_KEY": "tok-9"}}})
+    conn = fd.conn()
+    conn.call("events.subscribe", {"agent": "kc", "types": ["transition"]})
+    fd.call("agent.start", {"name": "kc", "wait": False})
+    conn.wait_event(lambda e: e.get("to") in ("Stopped", "Crashed", "Failed"))
+    conn.close()
+    out = fd.call("agent.logs", {"name": "kc", "lines": 5})["lines"]
+    assert any(line.split()[:2] == ["key", "tok-9"] for line in out), out
+    fd.call("agent.destroy", {"name": "kc", "force": True})
+    assert not secrets.exists()

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import msgspec
 
 from actantd.errors import InvalidParams
+from actantd.instances import secret_env
 from actantd.launch import build_launch_spec
 from actantd.rpc import results
 from actantd.rpc.protocol import CallContext
@@ -241,8 +242,10 @@ async def launch_spec(svc: Services, p: LaunchSpecP, ctx: CallContext) -> Any:
     record = m.get(p.name)
     resolved = m.resolve(record.template_ref)
     prompt = p.prompt if p.prompt is not None else "{prompt}"
-    spec = build_launch_spec(record, resolved, svc.layout, mode=p.mode, python=m.python, base_env={}, prompt=prompt)
-    user = {**resolved.template.env, **record.overrides.env}
+    instance_env = secret_env.launch_env(record, svc.layout)
+    spec = build_launch_spec(record, resolved, svc.layout, mode=p.mode, python=m.python, base_env={}, prompt=prompt,
+                             instance_env=instance_env)  # fmt: skip
+    user = {**resolved.template.env, **instance_env}
     secret = sorted(k for k in user if k in spec.env and not k.startswith("ACTANT_"))
     return results.launch_spec(spec, p.mode, secret, reveal=p.reveal)
 
