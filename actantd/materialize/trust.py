@@ -323,3 +323,16 @@ def remove(materializer: str, workspace: str, *, home: Path, env: Mapping[str, s
     if materializer == CODEX:
         return _codex_remove(path, workspace)
     return _json_delete(path, [], workspace)
+
+
+def update_claude_servers(workspace: str, servers: list[str], *, home: Path, env: Mapping[str, str]) -> bool:
+    """Keep ``enabledMcpjsonServers`` of Actant's own ``~/.claude.json`` entry equal to the template's servers
+    (hot reload changed them); only that member is re-spliced. True when the file changed."""
+    path = claude_file(env, home)
+    _text, doc = _load_json(path)
+    entry = (doc or {}).get("projects", {}).get(workspace)
+    if not isinstance(entry, dict) or entry.get("enabledMcpjsonServers") == servers:
+        return False
+    if "enabledMcpjsonServers" in entry:
+        _json_delete(path, ["projects", workspace], "enabledMcpjsonServers")
+    return _json_set(path, ["projects", workspace], "enabledMcpjsonServers", list(servers))

@@ -42,6 +42,12 @@ def add_trust(resolved: Resolved, workspace: Path, current: list[str]) -> list[s
         remove_trust(current, workspace)
         return []
     if current:
+        if materializer == trust.CLAUDE:
+            try:
+                trust.update_claude_servers(str(workspace), [s.name for s in resolved.mcp_servers],
+                                            home=trust_home(), env=os.environ)  # fmt: skip
+            except (OSError, trust.TrustFileError) as exc:
+                log.warning("%s: could not update the ~/.claude.json entry: %s", workspace, exc)
         return current
     added = trust.add(materializer, str(workspace), home=trust_home(), env=os.environ,
                       mcp_servers=[s.name for s in resolved.mcp_servers])  # fmt: skip

@@ -119,3 +119,17 @@ def test_other_backends_write_nothing(tmp_path: Path) -> None:
     assert trust.add("custom", WS, home=tmp_path, env={}) is None
     assert trust.add("cursor-agent", WS, home=tmp_path, env={}) is None
     assert list(tmp_path.iterdir()) == []
+
+
+def test_claude_servers_follow_the_template(tmp_path: Path) -> None:
+    _write(tmp_path / ".claude.json", CLAUDE)
+    trust.add("claude-code", WS, home=tmp_path, env={}, mcp_servers=["files"])
+    assert trust.update_claude_servers(WS, ["files", "github"], home=tmp_path, env={})
+    assert json.loads((tmp_path / ".claude.json").read_text())["projects"][WS]["enabledMcpjsonServers"] == [
+        "files",
+        "github",
+    ]
+    assert not trust.update_claude_servers(WS, ["files", "github"], home=tmp_path, env={})
+    assert not trust.update_claude_servers("/not/ours", ["x"], home=tmp_path, env={})
+    trust.remove("claude-code", WS, home=tmp_path, env={})
+    assert (tmp_path / ".claude.json").read_text() == CLAUDE
