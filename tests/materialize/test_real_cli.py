@@ -24,6 +24,7 @@ import pytest
 
 from tests.materialize.capture import capture_server
 from tests.materialize.daemon_fixture import HomeDaemon, fixture_daemon
+from tests.materialize.pty_run import screen
 from tests.real_cli import real_cli
 
 PROMPT_MARK = "Review the change in this workspace."
@@ -159,3 +160,39 @@ def test_gemini(cli_daemon: HomeDaemon, record_property: Any) -> None:
         done = _run(run["argv"], run, env)
         sent = endpoint.text()
     assert done.returncode != 55 and "say hi" in sent, done.stderr
+
+
+def test_claude_open_starts_without_a_trust_dialog(cli_daemon: HomeDaemon) -> None:
+    """``open`` (interactive ``claude``) goes straight to its prompt: the ``~/.claude.json`` entry Actant added
+    (``"trust": "global"``) answers the folder-trust dialog. Onboarding and the API-key question are the fake
+    user's own settings, written before Actant splices its entry in."""
+    binary = real_cli("@anthropic-ai/claude-code", "claude")
+    key = "sk-ant-actant-test-key-0123456789"
+    user = {"hasCompletedOnboarding": True, "customApiKeyResponses": {"approved": [key[-20:]], "rejected": []}}
+    (cli_daemon.user_home / ".claude.json").write_text(json.dumps(user, indent=2) + "\n")
+    spec, env = _launch(cli_daemon, "cc", "kit-claude-code", binary, mode="open")
+    assert spec["argv"] == ["claude"]
+    with capture_server() as endpoint:
+        env.update(ANTHROPIC_API_KEY=key, ANTHROPIC_BASE_URL=endpoint.url, TERM="xterm")
+        drawn = screen(spec["argv"], spec["cwd"], env, 40, until=b"forshortcuts")
+    flat = drawn.replace(" ", "")
+    assert "trustthisfolder" not in flat and "Pendingapproval" not in flat, drawn[-2000:]
+    assert "forshortcuts" in flat, drawn[-2000:]  # the prompt screen
+
+
+def test_gemini_open_uses_the_workspace(cli_daemon: HomeDaemon) -> None:
+    """Interactive ``gemini`` started as ``agent env --mode open`` prints it: the folder counts as trusted
+    (``GEMINI_CLI_TRUST_WORKSPACE``), so no "untrusted folder" notice, no trust dialog, and the workspace's
+    MCP servers are started."""
+    binary = real_cli("@google/gemini-cli", "gemini")
+    settings = cli_daemon.user_home / ".gemini/settings.json"
+    settings.parent.mkdir(exist_ok=True)
+    settings.write_text('{"security": {"auth": {"selectedType": "gemini-api-key"}}}\n')
+    spec, env = _launch(cli_daemon, "gm", "kit-gemini", binary, mode="open")
+    assert spec["argv"] == ["gemini"]
+    with capture_server() as endpoint:
+        env.update(GEMINI_API_KEY="test-key", GOOGLE_GEMINI_BASE_URL=endpoint.url, TERM="xterm")
+        drawn = screen(spec["argv"], spec["cwd"], env, 40, until=b"MCPissuesdetected")
+    assert "untrusted" not in drawn and "Do you trust" not in drawn, drawn[-2000:]
+    # The workspace's MCP servers are in use: it tried them (github-mcp-server is not installed here).
+    assert "MCP issues detected" in drawn, drawn[-2000:]
