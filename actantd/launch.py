@@ -65,8 +65,9 @@ def build_launch_spec(
     the template's ``env``, the instance's ``overrides.env``, and last the ``ACTANT_*`` identity variables
     (``ACTANT_INSTANCE_ID`` is how leftover descendants are found later, so nothing may override it).
     ``instance_env`` is the instance's env with its real values; when not given it is read with
-    ``secret_env.launch_env`` (the one file read here: the record holds only the names). Raises :class:`AgentLaunch` (service) or :class:`NotSupported` (run/open) when there is
-    nothing to execute, naming the template and the backend.
+    ``secret_env.launch_env`` (the one file read here: the record holds only the names). Raises
+    :class:`AgentLaunch` (service) or :class:`NotSupported` (run/open) when there is nothing to execute,
+    naming the template and the backend.
     """
     template = resolved.template
     backend = resolved.backend

@@ -58,10 +58,14 @@ async def create(
         existing = lc.records.get(name)
         if existing is not None:
             same_env = secret_env.launch_env(existing, lc.layout) == ov.env
-            if (existing.template_ref, existing.work_dir) == (template, work_dir) and same_env and (
-                worktree_ops.same_request(existing, None, branch, base)
-                if repo is None
-                else await asyncio.to_thread(worktree_ops.same_request, existing, repo, branch, base)
+            if (
+                (existing.template_ref, existing.work_dir) == (template, work_dir)
+                and same_env
+                and (
+                    worktree_ops.same_request(existing, None, branch, base)
+                    if repo is None
+                    else await asyncio.to_thread(worktree_ops.same_request, existing, repo, branch, base)
+                )
             ):
                 return existing  # idempotent: same arguments, nothing to change
             raise AgentExists(

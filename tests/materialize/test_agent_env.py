@@ -57,7 +57,7 @@ def test_pasted_lines_run_the_agent(fd: HomeDaemon) -> None:
 def test_modes_and_json(fd: HomeDaemon) -> None:
     fd.call("agent.create", {"name": "gm", "template": "kit-gemini"})
     spec = json.loads(_ctl(fd, "agent", "env", "gm", "--mode", "run", "--prompt", "say hi", "--json").stdout)
-    assert spec["argv"] == ["gemini", "--output-format", "json", "-p", "say hi"]
+    assert spec["argv"] == ["gemini", "-p", "say hi", "--output-format", "json"]
     assert spec["env"]["GEMINI_CLI_TRUST_WORKSPACE"] == "true" and spec["masked"] == ["KIT_API_KEY"]
     opened = _ctl(fd, "agent", "env", "gm", "--mode", "open").stdout
     assert opened.rstrip().splitlines()[-1] == "gemini"

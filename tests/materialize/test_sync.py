@@ -135,7 +135,7 @@ def test_launch_spec_and_masking(fd: HomeDaemon) -> None:
     assert "PATH" not in spec["env"]  # only what Actant adds
     revealed = fd.call("agent.launchSpec", {"name": "gm", "mode": "run", "prompt": "hello there", "reveal": True})
     assert revealed["env"]["KIT_API_KEY"] == SECRET and revealed["masked"] == []
-    assert revealed["argv"][-1] == "hello there"
+    assert revealed["argv"] == ["gemini", "-p", "hello there", "--output-format", "json"]
     assert fd.call("agent.launchSpec", {"name": "gm", "mode": "open"})["argv"] == ["gemini"]
     with pytest.raises(RpcError):
         fd.call("agent.launchSpec", {"name": "gm", "mode": "sideways"})
