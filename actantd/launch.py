@@ -22,7 +22,10 @@ from typing import Literal
 from actantd.config.registry import Resolved
 from actantd.config.schema import HealthCheck, expand_argv, expand_env
 from actantd.errors import AgentLaunch, NotSupported
+from actantd.instances import secret_env
 from actantd.instances.record import InstanceRecord, workspace_path
+from actantd.materialize.launch import additions as trust_additions
+from actantd.materialize.launch import with_args
 from actantd.paths import Layout
 from actantd.supervisor.health import ProbeSpec
 
@@ -53,14 +56,18 @@ def build_launch_spec(
     python: str = sys.executable,
     base_env: Mapping[str, str] | None = None,
     prompt: str | None = None,
+    instance_env: Mapping[str, str] | None = None,
 ) -> LaunchSpec:
     """The launch of ``record`` in ``mode``; ``base_env`` (default ``os.environ``) is what the daemon inherited.
 
     Environment layers, later ones winning: the daemon's own environment minus systemd's daemon-only
-    variables, the backend's ``env``, the template's ``env``, the instance's ``overrides.env``, and last the
-    ``ACTANT_*`` identity variables (``ACTANT_INSTANCE_ID`` is how leftover descendants are found later, so
-    nothing may override it). Raises :class:`AgentLaunch` (service) or :class:`NotSupported` (run/open) when
-    there is nothing to execute, naming the template and the backend.
+    variables, the backend CLI's trust variables (``GEMINI_CLI_TRUST_WORKSPACE``), the backend's ``env``,
+    the template's ``env``, the instance's ``overrides.env``, and last the ``ACTANT_*`` identity variables
+    (``ACTANT_INSTANCE_ID`` is how leftover descendants are found later, so nothing may override it).
+    ``instance_env`` is the instance's env with its real values; when not given it is read with
+    ``secret_env.launch_env`` (the one file read here: the record holds only the names). Raises
+    :class:`AgentLaunch` (service) or :class:`NotSupported` (run/open) when there is nothing to execute,
+    naming the template and the backend.
     """
     template = resolved.template
     backend = resolved.backend
@@ -89,10 +96,15 @@ def build_launch_spec(
         values["prompt"] = prompt
     inherited = os.environ if base_env is None else base_env
     env = {k: v for k, v in inherited.items() if k not in DAEMON_ONLY_ENV}
+    # Trust env vars and flags of the backend's CLI (actantd/materialize/launch.py): the CLI must use the
+    # workspace's files without a prompt. Flags only on the backend's own argv, never a template's command.
+    extra = trust_additions(backend.materializer, Path(workspace), mode) if backend is not None else None
+    if extra is not None:
+        env.update(extra.env)
     if backend is not None:
         env.update(expand_env(backend.env, **values))
     env.update(expand_env(template.env, **values))
-    env.update(record.overrides.env)
+    env.update(secret_env.launch_env(record, layout) if instance_env is None else instance_env)
     env.update(
         ACTANT_INSTANCE=record.name,
         ACTANT_INSTANCE_ID=record.instance_id,
@@ -100,7 +112,10 @@ def build_launch_spec(
         ACTANT_TEMPLATE=record.template_ref,
     )
     hint = backend.install if backend is not None else None
-    return LaunchSpec(argv=tuple(expand_argv(argv, **values)), env=env, cwd=Path(workspace), install_hint=hint)
+    full = expand_argv(argv, **values)
+    if extra is not None and argv is not template.command:
+        full = with_args(full, extra.args)
+    return LaunchSpec(argv=tuple(full), env=env, cwd=Path(workspace), install_hint=hint)
 
 
 def build_probe_spec(

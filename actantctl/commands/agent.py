@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from actantctl.commands import agent_diff, agent_open, agent_prompt, agent_run
+from actantctl.commands import agent_diff, agent_env, agent_open, agent_prompt, agent_run
 from actantctl.commands.agent_worktree import report_worktree_create, worktree_options, worktree_params
 from actantctl.commands.completion import complete_agents, complete_templates
 from actantctl.context import AppContext, json_option, pass_app
@@ -256,3 +256,4 @@ agent.add_command(agent_diff.diff)  # issue #12: `agent diff`, in its own module
 agent.add_command(agent_run.run)  # `agent run`, in its own module
 agent.add_command(agent_prompt.prompt)  # `agent prompt`, in its own module
 agent.add_command(agent_open.open_)  # `agent open`, in its own module
+agent.add_command(agent_env.env)  # `agent env` (issue #8), in its own module

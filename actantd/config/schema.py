@@ -55,6 +55,16 @@ PermissionPreset = Literal["Permissive", "Standard", "Restricted", "ReadOnly"]
 RestartPolicyName = Literal["Always", "OnFailure", "Never"]
 MaterializerName = Literal["claude-code", "cursor-agent", "codex", "gemini", "custom"]
 RunOutput = Literal["text", "claude-json", "codex-jsonl", "gemini-json"]
+TrustScope = Literal["launch", "global"]
+"""How far Actant goes so an agent CLI uses the workspace's files without a trust prompt.
+
+``launch`` (default): only per-launch environment variables and flags (``GEMINI_CLI_TRUST_WORKSPACE=true``,
+``cursor-agent --trust --approve-mcps``); nothing outside the workspace is written. ``global``: also add this
+workspace's entry to the CLI's own trust file (``~/.claude.json`` ``projects``, ``~/.codex/config.toml``
+``[projects]``, ``~/.gemini/trustedFolders.json``), exactly as the CLI does when a user accepts its trust
+dialog; one entry, added atomically with the rest of the file byte-identical, removed on destroy. Codex has
+no per-launch way, so its project ``.codex/config.toml`` (MCP servers, sandbox) is only read with ``global``.
+"""
 
 NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
 PosInt = Annotated[int, msgspec.Meta(ge=1)]
@@ -146,6 +156,7 @@ class Template(ConfigBase, kw_only=True, frozen=True):
     mcp_servers: tuple[str, ...] = ()
     workflow: str | None = None
     permissions: PermissionPreset | PermissionRules = "Standard"
+    trust: TrustScope = "launch"
     workspace_policy: WorkspacePolicy = "Persistent"
     env: dict[str, str] = msgspec.field(default_factory=dict)
     restart: RestartPolicy = msgspec.field(default_factory=RestartPolicy)
@@ -191,6 +202,10 @@ class Workflow(ConfigBase, kw_only=True, frozen=True):
 
 class McpServer(ConfigBase, kw_only=True, frozen=True):
     """One MCP server: stdio ``{command, args, env}`` or remote ``{type: "http"|"sse", url, headers}``.
+
+    Credentials are written as environment references, ``${GITHUB_TOKEN}`` (``"Authorization": "Bearer
+    ${GITHUB_TOKEN}"``, ``"env": {"GITHUB_TOKEN": "${GITHUB_TOKEN}"}``); each materializer renders them in its
+    CLI's own syntax (see :mod:`actantd.materialize.envref`), so the secret itself never lands in a file.
 
     One Struct with a shape check rather than a tagged union, because the stdio form has no tag in the
     formats every CLI reads (``.mcp.json``), and users copy entries from there.

@@ -193,10 +193,30 @@ def load_registry(configs_dir: Path, previous: Registry | None = None) -> LoadRe
                 )
 
     registry = Registry.build(configs_dir, configs, sources, unresolved, invalid)
+    warnings.extend(_backend_warnings(registry))
     # Grouped by file (stable within a file), so a report reads file by file whatever found the problem.
     errors.sort(key=lambda issue: issue.file)
     warnings.sort(key=lambda issue: issue.file)
     return LoadResult(registry, errors, warnings, frozenset(kept))
+
+
+def _backend_warnings(registry: Registry) -> list[ConfigIssue]:
+    """What each template asks for that its backend's CLI cannot express (a permission rule Codex has no
+    form for, an env reference Codex cannot forward...): a warning naming template and backend, never a
+    silent drop. Imported here, not at the top: materializers depend on the registry, not the other way."""
+    from actantd import materialize
+
+    out: list[ConfigIssue] = []
+    for name in registry.templates:
+        resolved = registry.resolve(name)
+        backend = resolved.backend
+        file = registry.relative_source("template", name) or name
+        for message in materialize.warnings(resolved):
+            path = "$.permissions" if message.startswith("permissions:") else "$.backend"
+            text = message.removeprefix("permissions: ")
+            out.append(ConfigIssue(file, path, f"template '{name}', backend '{backend.name}' "
+                                   f"({backend.materializer}): {text}"))  # fmt: skip
+    return out
 
 
 def _kind_from_location(path: Path, configs_dir: Path) -> Kind | None:

@@ -96,6 +96,9 @@ class InstanceRecord(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
     """The backend's conversation id from the last ``agent run`` (``agent run --continue`` resumes it)."""
     acp_session_id: str | None = None
     """The ACP session of a ``protocol: "acp"`` agent, ``session/load``ed when the agent is started again."""
+    trust_entries: list[str] = []
+    """Global trust files in which Actant added this workspace's entry (``"trust": "global"``), as
+    ``"<materializer>:<path>"``; destroy removes exactly these entries (actantd/materialize/trust.py)."""
 
 
 _encoder = msgspec.json.Encoder()

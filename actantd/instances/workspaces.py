@@ -21,11 +21,12 @@ import msgspec
 from actantd import materialize
 from actantd.config.schema import Template
 from actantd.errors import ActantError, AgentAlreadyRunning, AgentExists, AgentNotFound, InvalidParams, WorkspaceInit
-from actantd.instances import worktree, worktree_ops
+from actantd.instances import secret_env, worktree, worktree_ops
 from actantd.instances.lifecycle import Lifecycle
 from actantd.instances.record import InstanceRecord, Overrides, new_record, utc_now
 from actantd.instances.state import DESTROYABLE, ENDED, LIVE, Status
 from actantd.instances.store import validate_name
+from actantd.materialize import workspace as mat_workspace
 from actantd.paths import INSTANCE_FILE
 
 S = Status
@@ -56,10 +57,15 @@ async def create(
     async with lc.lock(name):
         existing = lc.records.get(name)
         if existing is not None:
-            if (existing.template_ref, existing.work_dir, existing.overrides) == (template, work_dir, ov) and (
-                worktree_ops.same_request(existing, None, branch, base)
-                if repo is None
-                else await asyncio.to_thread(worktree_ops.same_request, existing, repo, branch, base)
+            same_env = secret_env.launch_env(existing, lc.layout) == ov.env
+            if (
+                (existing.template_ref, existing.work_dir) == (template, work_dir)
+                and same_env
+                and (
+                    worktree_ops.same_request(existing, None, branch, base)
+                    if repo is None
+                    else await asyncio.to_thread(worktree_ops.same_request, existing, repo, branch, base)
+                )
             ):
                 return existing  # idempotent: same arguments, nothing to change
             raise AgentExists(
@@ -87,7 +93,7 @@ async def create(
             launch_mode=tpl.launch_mode,
             workspace_policy=tpl.workspace_policy,
             work_dir=work_dir,
-            overrides=ov,
+            overrides=secret_env.redacted(ov),  # values go to {home}/secrets/, never into the workspace
         )
         record0 = worktree_ops.apply(record0, wt_plan)
         # The Initializing record lists the files before they are written (see materialize.plan).
@@ -100,7 +106,11 @@ async def create(
         def populate(workspace: Path) -> InstanceRecord:
             lc.store.write_at(workspace, initializing)
             try:
-                files = materialize.write(workspace, planned)
+                if work_dir is not None and wt_plan is None:  # before the files appear: `git status` stays clean
+                    mat_workspace.exclude(workspace, name, planned)
+                files = materialize.write(workspace, planned).files
+                final_ws = Path(work_dir) if work_dir is not None else lc.layout.instance_dir(name)
+                trusted = mat_workspace.add_trust(resolved, final_ws, [])
             except ActantError:
                 raise
             except OSError as exc:
@@ -108,10 +118,16 @@ async def create(
             return msgspec.structs.replace(
                 initializing, status=S.INITIALIZING if has_setup else S.READY, materialized=files,
                 updated_at=utc_now(), reason="running setup" if has_setup else "created",
+                trust_entries=trusted,
             )  # fmt: skip
 
         maker = worktree_ops.maker(wt_plan, record0, planned)
-        final = await asyncio.to_thread(lc.store.create, record0, populate, maker)
+        await asyncio.to_thread(secret_env.save, lc.layout, name, ov.env)
+        try:
+            final = await asyncio.to_thread(lc.store.create, record0, populate, maker)
+        except BaseException:
+            secret_env.remove(lc.layout, name)
+            raise
         lc.records[name] = final
         notes = list(wt_plan.warnings) if wt_plan is not None else []
         if warnings is not None:
@@ -164,7 +180,12 @@ async def destroy(lc: Lifecycle, name: str, force: bool = False) -> bool:
                 record = await proc.terminate(record, "destroy requested", None)
         await asyncio.to_thread(worktree_ops.check_destroy, record, lc.workspace(record), force)
         proc.release()
+        workspace = lc.workspace(record)
+        await asyncio.to_thread(mat_workspace.remove_trust, record.trust_entries, workspace)
+        if record.work_dir is not None and record.repo is None:
+            await asyncio.to_thread(mat_workspace.unexclude, workspace, name)
         await asyncio.to_thread(lc.store.destroy, name)
+        secret_env.remove(lc.layout, name)
         shutil.rmtree(lc.layout.log_dir(name), ignore_errors=True)
         lc.forget(name)
         lc.event("instance", name, event="destroyed")
@@ -176,14 +197,23 @@ async def sync(lc: Lifecycle, name: str) -> InstanceRecord:
     async with lc.lock(name):
         record = lc.get(name)
         resolved = lc.resolve(record.template_ref)
-        files = await asyncio.to_thread(materialize.materialize, lc.workspace(record), resolved)
+        workspace = lc.workspace(record)
+        result = await asyncio.to_thread(materialize.materialize, workspace, resolved, record.materialized)
         if record.repo is not None:  # a worktree: keep the new set of files out of git there too
-            await asyncio.to_thread(worktree.exclude, lc.workspace(record), files)
-        if files != record.materialized:
-            record = msgspec.structs.replace(record, materialized=files, updated_at=utc_now())
-            lc.store.write(record)
+            await asyncio.to_thread(worktree.exclude, workspace, result.files)
+        trusted = record.trust_entries
+        if resolved.template.trust == "global" or trusted:
+            trusted = await asyncio.to_thread(mat_workspace.add_trust, resolved, workspace, trusted)
+        if result.files != record.materialized or trusted != record.trust_entries:
+            if record.work_dir is not None and record.repo is None:
+                await asyncio.to_thread(mat_workspace.exclude, workspace, name, result.files)
+            record = msgspec.structs.replace(
+                record, materialized=result.files, trust_entries=trusted, updated_at=utc_now()
+            )
+            await asyncio.to_thread(lc.store.write, record)
             lc.records[name] = record
-        lc.event("instance", name, event="synced", files=files)
+        lc.event("instance", name, event="synced", files=result.files, written=result.written,
+                 removed=result.removed, skipped=result.skipped)  # fmt: skip
         return record
 
 

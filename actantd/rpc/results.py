@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from actantd.instances.record import InstanceRecord
+from actantd.launch import LaunchSpec
 from actantd.supervisor.metrics import Figures
 
 
@@ -50,3 +51,14 @@ def agent_status(record: InstanceRecord, figures: Figures | None, log_dir: Path,
     out["logDir"] = str(log_dir)
     out["workspace"] = str(workspace)
     return out
+
+
+MASK = "********"
+
+
+def launch_spec(spec: LaunchSpec, mode: str, secret: Iterable[str], *, reveal: bool) -> dict[str, Any]:
+    """``agent.launchSpec``: argv, cwd and the env Actant adds, with ``secret`` values masked unless
+    ``reveal`` (``masked`` lists the names, so a client can say which ones to supply itself)."""
+    hidden = set() if reveal else set(secret)
+    env = {k: (MASK if k in hidden else v) for k, v in sorted(spec.env.items())}
+    return {"argv": list(spec.argv), "env": env, "cwd": str(spec.cwd), "mode": mode, "masked": sorted(hidden)}

@@ -31,6 +31,7 @@ from actantd.acp.session import AcpSession
 from actantd.config.registry import Resolved
 from actantd.config.schema import Template
 from actantd.errors import ActantError, AgentLaunch
+from actantd.instances import secret_env
 from actantd.instances.record import InstanceRecord, LastExit, utc_now, workspace_path
 from actantd.instances.state import LIVE, Status
 from actantd.launch import build_launch_spec, build_probe_spec
@@ -122,7 +123,8 @@ class AgentProcess:
         owner, name = self._owner, self.name
         try:
             resolved = owner.resolve(record.template_ref)
-            spec = build_launch_spec(record, resolved, owner.layout, python=owner.python)
+            instance_env = secret_env.launch_env(record, owner.layout)
+            spec = build_launch_spec(record, resolved, owner.layout, python=owner.python, instance_env=instance_env)
         except ActantError as exc:
             if record.status is S.RESTARTING:
                 await owner.transition(record, S.FAILED, exc.message)

@@ -104,7 +104,7 @@ def test_bundled_backends_are_realistic() -> None:
     backends = load_registry(BUNDLED).registry.backends
     assert backends["claude-code"].run == ("claude", "-p", "--output-format", "json", "{prompt}")
     assert backends["claude-code"].open == ("claude",)
-    assert backends["codex"].run == ("codex", "exec", "--json", "{prompt}")
+    assert backends["codex"].run == ("codex", "exec", "--skip-git-repo-check", "--json", "{prompt}")
     assert backends["gemini"].run == ("gemini", "-p", "{prompt}", "--output-format", "json")
     assert backends["cursor-agent"].run is not None and backends["cursor-agent"].run[:2] == ("cursor-agent", "-p")
     installs = {name: b.install or "" for name, b in backends.items()}

@@ -52,6 +52,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actantd.instances.record import decode, encode
+from actantd.instances.secret_env import REDACTED
 from actantd.instances.state import Status
 from tests.harness import Daemon, RpcError, make_configs
 from tests.helpers import alive, write_json
@@ -1187,6 +1188,7 @@ def test_enospc_between_spawn_and_running_leaves_no_unsupervised_agent(short_tmp
         filler = Filler(fs)
         with soak_daemon(short_tmp) as d:
             record_file = workspace / ".actant.json"
+            # Padding goes in an env *name*: the record keeps names only (values live in {home}/secrets/).
             probe = {"name": "edge", "template": "sleeper", "workDir": str(workspace),
                      "overrides": {"env": {"PAD": ""}}}  # fmt: skip
             ready = decode(json.dumps(d.call("agent.create", probe)["agent"]).encode())[0]
@@ -1195,14 +1197,14 @@ def test_enospc_between_spawn_and_running_leaves_no_unsupervised_agent(short_tmp
             def starting_size(pad: int) -> int:
                 rec = msgspec.structs.replace(
                     ready, status=Status.STARTING, reason="start requested", updated_at=ready.updated_at,
-                    overrides=msgspec.structs.replace(ready.overrides, env={"PAD": "x" * pad}),
+                    overrides=msgspec.structs.replace(ready.overrides, env={"PAD" + "X" * pad: REDACTED}),
                 )  # fmt: skip
                 return len(encode(rec))
 
             pad = filler.page - starting_size(0)
             assert starting_size(pad) == filler.page
             d.call("agent.destroy", {"name": "edge"})
-            agent = d.call("agent.create", {**probe, "overrides": {"env": {"PAD": "x" * pad}}})["agent"]
+            agent = d.call("agent.create", {**probe, "overrides": {"env": {"PAD" + "X" * pad: ""}}})["agent"]
             good_ready = record_file.read_bytes()
             assert len(good_ready) <= filler.page
             filler.fill()
