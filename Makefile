@@ -10,7 +10,7 @@ RUN_HOME ?= $(CURDIR)/.run
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 test: $(STAMP) lint typecheck pytest
@@ -45,4 +45,4 @@ install-user-service: $(STAMP)
 	@echo "installed; enable with: systemctl --user enable --now actantd.socket"
 
 clean:
-	rm -rf $(VENV) .run .mypy_cache .ruff_cache
+	rm -rf $(VENV) .run .mypy_cache .ruff_cache build dist *.egg-info
