@@ -57,7 +57,8 @@ class RootGroup(click.Group):
             app = ctx.find_object(AppContext)
             ctx.exit(report_error(exc, app.json if app is not None else False))
         except Failure as exc:
-            fail(exc.message)
+            if exc.message:
+                fail(exc.message)
             ctx.exit(exc.exit_code)
 
 

@@ -10,18 +10,19 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
-from actantctl.commands import agent_diff, agent_env, agent_open, agent_prompt, agent_run
+from actantctl.commands import agent_diff, agent_env, agent_open, agent_prompt, agent_run, lifecycle
 from actantctl.commands.agent_worktree import report_worktree_create, worktree_options, worktree_params
 from actantctl.commands.completion import complete_agents, complete_templates
 from actantctl.context import AppContext, json_option, pass_app
-from actantctl.output import print_json, print_json_line, progress, text
+from actantctl.environment import caller_env
+from actantctl.output import print_json, print_json_line, text
 from actantctl.views import STATUSES, agent_details, agent_table
 from actantctl.worktree_views import wide_table, worktree_details
-from actantd.instances.state import Status
 
 LIFECYCLE_TIMEOUT = 300.0
 """Start, stop and destroy wait for processes and templates' own timeouts, so they get longer than a query."""
@@ -29,6 +30,7 @@ MARGIN = 30.0
 """Added to a timeout the daemon enforces, so that the daemon's answer arrives before ours runs out."""
 
 NAME = click.argument("name", shell_complete=complete_agents)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group()
@@ -74,7 +76,7 @@ def create(
     base: str | None,
 ) -> None:
     """Create an agent from a template and build its workspace."""
-    params: dict[str, Any] = {"name": name, "template": template}
+    params: dict[str, Any] = {"name": name, "template": template, "callerEnv": caller_env()}
     if work_dir is not None:
         params["workDir"] = os.path.abspath(os.path.expanduser(work_dir))
     env = _parse_env(env_pairs)
@@ -86,6 +88,9 @@ def create(
         print_json(result)
         return
     record = _agent_of(result)
+    if result.get("created") is False:
+        click.echo(f"{name} already exists with these arguments; nothing changed ({text(record.get('status'))})")
+        return
     click.echo(f"created {name} (template {text(record.get('templateRef', template))}, {text(record.get('status'))})")
     report_worktree_create(result)
 
@@ -118,50 +123,109 @@ def status(app: AppContext, name: str) -> None:
     app.emit(result, agent_details(_agent_of(result)) + worktree_details(_agent_of(result)))
 
 
+NAMES = click.argument("names", nargs=-1, metavar="[NAME]...", shell_complete=complete_agents)
+
+
+def _selectors(func: F) -> F:
+    """``--all``, ``--template``, ``--status``: the targets of a lifecycle command besides its names."""
+    func = click.option(
+        "--status",
+        "status_filter",
+        type=click.Choice(STATUSES, case_sensitive=False),
+        help="Every agent in this status.",
+    )(func)
+    func = click.option(
+        "--template", "template_filter", shell_complete=complete_templates, help="Every agent built from this template."
+    )(func)
+    return click.option("-a", "--all", "all_", is_flag=True, help="Every agent.")(func)
+
+
+def _targets(
+    app: AppContext, names: tuple[str, ...], all_: bool, template: str | None, status: str | None
+) -> tuple[list[str], bool]:
+    """The target names, and whether this is the one-agent form (one name, no selector)."""
+    status = next((s for s in STATUSES if status and s.lower() == status.lower()), status)
+    single = len(names) == 1 and not (all_ or template or status)
+    return lifecycle.select_targets(app, names, all_, template, status), single
+
+
 @agent.command()
-@NAME
+@NAMES
+@_selectors
 @click.option("--no-wait", is_flag=True, help="Return once the start is under way instead of when it is Running.")
 @json_option
 @pass_app
-def start(app: AppContext, name: str, no_wait: bool) -> None:
-    """Start an agent and wait until it is Running."""
-    if not no_wait:
-        progress(f"starting {name}…")
-    result = app.call("agent.start", {"name": name, "wait": not no_wait}, timeout=LIFECYCLE_TIMEOUT)
-    if app.json:
-        print_json(result)
-        return
-    record = _agent_of(result)
-    if record.get("status") == Status.RUNNING:
-        click.echo(f"started {name} (pid {text(record.get('pid'))})")
-    else:
-        click.echo(f"starting {name} ({text(record.get('status'))})")
+def start(
+    app: AppContext,
+    names: tuple[str, ...],
+    all_: bool,
+    template_filter: str | None,
+    status_filter: str | None,
+    no_wait: bool,
+) -> None:
+    """Start agents and wait until each is Running (or says why not).
+
+    Several names, --all, --template or --status start many at once, one line each; the exit status is
+    non-zero if any failed. A program that exits during the start check is reported as exited.
+    """
+    targets, single = _targets(app, names, all_, template_filter, status_filter)
+    env = caller_env()
+
+    def one(name: str) -> lifecycle.Outcome:
+        params: dict[str, Any] = {"name": name, "wait": not no_wait, "callerEnv": env}
+        result = app.call("agent.start", params, timeout=LIFECYCLE_TIMEOUT)
+        return lifecycle.start_outcome(name, _agent_of(result), waited=not no_wait)
+
+    lifecycle.finish(app, "start", targets, one, single=single, limit=None)
 
 
 @agent.command()
-@NAME
+@NAMES
+@_selectors
 @click.option("--timeout", "stop_timeout", type=click.FloatRange(min=0), help="Seconds before SIGKILL.")
 @json_option
 @pass_app
-def stop(app: AppContext, name: str, stop_timeout: float | None) -> None:
-    """Stop an agent and every process it started."""
-    params: dict[str, Any] = {"name": name}
+def stop(
+    app: AppContext,
+    names: tuple[str, ...],
+    all_: bool,
+    template_filter: str | None,
+    status_filter: str | None,
+    stop_timeout: float | None,
+) -> None:
+    """Stop agents and every process they started (several names, --all, --template, --status)."""
+    targets, single = _targets(app, names, all_, template_filter, status_filter)
+    params: dict[str, Any] = {}
     if stop_timeout is not None:
         params["timeoutSeconds"] = stop_timeout
     wait = LIFECYCLE_TIMEOUT if stop_timeout is None else stop_timeout + MARGIN
-    result = app.call("agent.stop", params, timeout=wait)
-    app.emit(result, f"stopped {name}")
+
+    def one(name: str) -> lifecycle.Outcome:
+        result = app.call("agent.stop", {"name": name, **params}, timeout=wait)
+        record = _agent_of(result)
+        return lifecycle.Outcome(name, True, f"stopped {name}", {"name": name, "ok": True, "agent": record,
+                                 "raw": result})  # fmt: skip
+
+    lifecycle.finish(app, "stop", targets, one, single=single, limit=stop_timeout)
 
 
 @agent.command()
-@NAME
+@NAMES
+@_selectors
 @json_option
 @pass_app
-def restart(app: AppContext, name: str) -> None:
-    """Stop an agent if it runs, then start it again."""
-    progress(f"restarting {name}…")
-    result = app.call("agent.restart", {"name": name}, timeout=LIFECYCLE_TIMEOUT)
-    app.emit(result, f"restarted {name} (pid {text(_agent_of(result).get('pid'))})")
+def restart(
+    app: AppContext, names: tuple[str, ...], all_: bool, template_filter: str | None, status_filter: str | None
+) -> None:
+    """Stop agents if they run, then start them again (several names, --all, --template, --status)."""
+    targets, single = _targets(app, names, all_, template_filter, status_filter)
+    env = caller_env()
+
+    def one(name: str) -> lifecycle.Outcome:
+        result = app.call("agent.restart", {"name": name, "callerEnv": env}, timeout=LIFECYCLE_TIMEOUT)
+        return lifecycle.start_outcome(name, _agent_of(result), waited=True, verb="restarted")
+
+    lifecycle.finish(app, "restart", targets, one, single=single, limit=None)
 
 
 @agent.command()

@@ -142,7 +142,7 @@ def test_agent_create_sends_absolute_workdir_and_env(
         fake, "agent", "create", "reviewer", "-t", "code-reviewer", "--work-dir", "repo", "-e", "A=1", "--env", "B=x=y"
     )
     assert result.exit_code == 0, result.stderr
-    assert fake.params("agent.create") == [
+    assert [{k: v for k, v in p.items() if k != "callerEnv"} for p in fake.params("agent.create")] == [
         {
             "name": "reviewer",
             "template": "code-reviewer",
@@ -175,7 +175,8 @@ def test_agent_start_waits_by_default(fake: FakeDaemon) -> None:
     assert result.stderr == ""  # progress only on a terminal
     result = run(fake, "agent", "start", "reviewer", "--no-wait")
     assert result.stdout == "starting reviewer (Starting)\n"
-    assert fake.params("agent.start") == [{"name": "reviewer", "wait": True}, {"name": "reviewer", "wait": False}]
+    sent = [{k: v for k, v in p.items() if k != "callerEnv"} for p in fake.params("agent.start")]
+    assert sent == [{"name": "reviewer", "wait": True}, {"name": "reviewer", "wait": False}]
 
 
 def test_agent_start_launch_failure_shows_stderr_tail(fake: FakeDaemon) -> None:
