@@ -15,7 +15,7 @@ import click
 
 from actantctl.client import ClientError
 from actantctl.context import AppContext
-from actantctl.output import Failure, fail, report_error
+from actantctl.output import EXIT_INTERRUPTED, Failure, fail, report_error
 from actantd import __version__
 from actantd.errors import ActantError
 from actantd.paths import resolve_socket
@@ -56,6 +56,10 @@ class RootGroup(click.Group):
         except (ActantError, ClientError) as exc:
             app = ctx.find_object(AppContext)
             ctx.exit(report_error(exc, app.json if app is not None else False))
+        except KeyboardInterrupt:
+            # Ctrl-C: the conventional 128 + SIGINT, silently (the user knows why), before click turns it into
+            # "Aborted!" and 1.
+            ctx.exit(EXIT_INTERRUPTED)
         except Failure as exc:
             if exc.message:
                 fail(exc.message)

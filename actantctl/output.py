@@ -23,6 +23,7 @@ EXIT_FAILURE: Final = 1
 EXIT_USAGE: Final = 2  # click's own code for bad arguments
 EXIT_NOT_RUNNING: Final = 3
 EXIT_NOT_FOUND: Final = 4
+EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, what shells report for a Ctrl-C
 
 NOT_FOUND_CODES: Final = frozenset({"AGENT_NOT_FOUND", "TEMPLATE_NOT_FOUND"})
 NONE: Final = "-"

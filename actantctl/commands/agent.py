@@ -7,20 +7,18 @@ the client holds no polling loop and every client sees the same outcome.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
-from actantctl.commands import agent_diff, agent_env, agent_open, agent_prompt, agent_run, lifecycle
+from actantctl.commands import agent_diff, agent_env, agent_logs, agent_open, agent_prompt, agent_run, lifecycle
 from actantctl.commands.agent_worktree import report_worktree_create, worktree_options, worktree_params
 from actantctl.commands.completion import complete_agents, complete_templates
 from actantctl.context import AppContext, json_option, pass_app
 from actantctl.environment import caller_env
-from actantctl.output import print_json, print_json_line, text
+from actantctl.output import print_json, text
 from actantctl.views import STATUSES, agent_details, agent_table
 from actantctl.worktree_views import wide_table, worktree_details
 
@@ -103,10 +101,14 @@ def create(
 @json_option
 @pass_app
 def list_(app: AppContext, status: str | None, template: str | None, output_format: str) -> None:
-    """List agents."""
+    """List agents with their status, backend, pid, uptime, cpu, memory and restarts."""
+    status = next((s for s in STATUSES if status and s.lower() == status.lower()), status)
     params: dict[str, Any] = {k: v for k, v in (("status", status), ("template", template)) if v is not None}
     if output_format == "wide":
         params["wide"] = True
+    # Live figures are what a person reads; a script's --json gets the records alone unless it asks (-o wide).
+    if not app.json or output_format == "wide":
+        params["live"] = True
     result = app.call("agent.list", params)
     agents = result.get("agents") or []
     view = wide_table if output_format == "wide" else agent_table
@@ -244,47 +246,6 @@ def destroy(app: AppContext, name: str, force: bool) -> None:
         click.echo(f"{name} does not exist")
 
 
-def _echo_lines(lines: Any) -> None:
-    for line in lines if isinstance(lines, list) else []:
-        click.echo(str(line).removesuffix("\n"))
-    sys.stdout.flush()
-
-
-@agent.command()
-@NAME
-@click.option("-n", "--lines", type=click.IntRange(min=0), help="How many of the last lines to show.")
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines as they are written (Ctrl-C to stop).")
-@click.option("--stderr", "use_stderr", is_flag=True, help="Show the agent's stderr instead of its stdout.")
-@json_option
-@pass_app
-def logs(app: AppContext, name: str, lines: int | None, follow: bool, use_stderr: bool) -> None:
-    """Print an agent's output log."""
-    stream_name = "stderr" if use_stderr else "stdout"
-    params: dict[str, Any] = {"name": name, "stream": stream_name}
-    if lines is not None:
-        params["lines"] = lines
-    if not follow:
-        result = app.call("agent.logs", params)
-        if app.json:
-            print_json(result)
-        else:
-            _echo_lines(result.get("lines"))
-        return
-    params["follow"] = True
-    with contextlib.suppress(KeyboardInterrupt):
-        stream = app.client().stream("agent.logs", params, "log")
-        first = stream.result if isinstance(stream.result, dict) else {}
-        if app.json:
-            print_json_line({"agent": name, "stream": stream_name, "lines": first.get("lines") or []})
-        else:
-            _echo_lines(first.get("lines"))
-        for note in stream:
-            if app.json:
-                print_json_line({k: v for k, v in note.items() if k != "subscription"})
-            else:
-                _echo_lines(note.get("lines"))
-
-
 @agent.command()
 @NAME
 @json_option
@@ -321,3 +282,4 @@ agent.add_command(agent_run.run)  # `agent run`, in its own module
 agent.add_command(agent_prompt.prompt)  # `agent prompt`, in its own module
 agent.add_command(agent_open.open_)  # `agent open`, in its own module
 agent.add_command(agent_env.env)  # `agent env` (issue #8), in its own module
+agent.add_command(agent_logs.logs)

@@ -6,7 +6,6 @@ event falls between the two; events seen in both are printed once (by their jour
 
 from __future__ import annotations
 
-import contextlib
 import re
 import sys
 from datetime import UTC, datetime, timedelta
@@ -72,8 +71,8 @@ def events(
         items = result.get("events") or []
         app.emit(result, event_table(items) if items else "no events")
         return
-    with contextlib.suppress(KeyboardInterrupt):
-        stream = app.client().stream("events.subscribe", filters, "event")
+    stream = app.client().stream("events.subscribe", filters, "event")
+    try:
         last_id: int | None = None
         if since is not None or limit is not None:
             for event in app.call("events.query", query).get("events") or []:
@@ -84,6 +83,8 @@ def events(
             if last_id is not None and isinstance(event.get("id"), int) and event["id"] <= last_id:
                 continue
             _print_event(app, event)
+    finally:
+        stream.close()
 
 
 def _print_event(app: AppContext, event: dict[str, Any]) -> None:

@@ -1,0 +1,48 @@
+"""Ctrl-C exits 130 (128 + SIGINT), silently, from every following command (issue #11).
+
+The child gets a default SIGINT disposition explicitly: CI may run the suite with SIGINT ignored, and an
+ignored SIGINT is inherited, so without this the test would pass or hang depending on how it was started.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+
+import pytest
+
+from tests.harness import Daemon
+from tests.test_cli_e2e import CTL, _env, ok
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["events", "-f", "--limit", "1"], ["agent", "logs", "-f", "i"], ["agent", "logs", "-f", "i", "--stderr", "--json"]],
+    ids=["events", "logs-both", "logs-stderr-json"],
+)
+def test_ctrl_c_exits_130(daemon: Daemon, argv: list[str]) -> None:
+    ok(daemon.socket, "agent", "create", "i", "--template", "sleeper")
+    ok(daemon.socket, "agent", "start", "i")
+    proc = subprocess.Popen([*CTL, "--socket", str(daemon.socket), *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env(), preexec_fn=_default_sigint)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        # Wait until it is following (its first output comes after the subscription is in place).
+        if argv[0] == "events":
+            assert " i " in proc.stdout.readline()  # the backlog of --limit 1, printed once subscribed
+        elif "--stderr" not in argv:
+            assert proc.stdout.readline().startswith("out | up")
+        else:
+            assert proc.stdout.readline().startswith('{"agent":"i","stream":"stderr"')
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Aborted" not in err
