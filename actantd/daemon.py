@@ -26,6 +26,7 @@ from actantd.config.store import seed_configs
 from actantd.config.watch import Reload
 from actantd.errors import ActantError
 from actantd.events import EventBus
+from actantd.identity import write_identity
 from actantd.journal import Journal
 from actantd.libc import libc
 from actantd.limits import LOG_BACKUPS, LOG_MAX_BYTES, SOCKET_PATH_MAX
@@ -181,6 +182,7 @@ class Daemon:
             loop.create_task(self.configs.run(self._stop)),
             loop.create_task(self._housekeeping()),
         ]
+        record_socket_owner(self.server.path, self.layout)
         sdnotify.notify(f"READY=1\nSTATUS=listening on {self.server.path}\nMAINPID={os.getpid()}")
         log.info("actantd %s listening on %s (home %s)", __version__, self.server.path, self.layout.home)
         self.ready.set()
@@ -275,3 +277,13 @@ def main(argv: list[str] | None = None) -> None:
 async def _run(layout: Layout) -> int:
     daemon = Daemon(layout)
     return await daemon.run()
+
+
+def record_socket_owner(socket: Path | str | None, layout: Layout) -> None:
+    """``{socket}.home`` (actantd/identity.py): lets ``actantctl daemon start`` restart *this* home later."""
+    if socket is None:
+        return
+    try:
+        write_identity(Path(socket), layout.home, layout.configs)
+    except OSError as exc:
+        log.warning("could not record the home of %s: %s", socket, exc.strerror or exc)

@@ -21,7 +21,11 @@ def _default_sigint() -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["events", "-f", "--limit", "1"], ["agent", "logs", "-f", "i"], ["agent", "logs", "-f", "i", "--stderr", "--json"]],
+    [
+        ["events", "-f", "--limit", "1"],
+        ["agent", "logs", "-f", "i"],
+        ["agent", "logs", "-f", "i", "--stderr", "--json"],
+    ],
     ids=["events", "logs-both", "logs-stderr-json"],
 )
 def test_ctrl_c_exits_130(daemon: Daemon, argv: list[str]) -> None:

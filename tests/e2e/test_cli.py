@@ -483,7 +483,7 @@ def test_daemon_start_spawns_a_detached_daemon_and_stop_ends_everything(short_tm
     try:
         assert ctl(sock, "daemon", "status").returncode == 3
         out = ok(sock, *where, "daemon", "start").strip()
-        match = re.fullmatch(r"started actantd \(pid (\d+)\)", out)
+        match = re.fullmatch(rf"started actantd \(pid (\d+), home {re.escape(str(home))}\)", out)
         assert match is not None, out
         pid = int(match[1])
         pids.append(pid)
