@@ -77,11 +77,15 @@ def _path(value: str | None) -> Path | None:
     metavar="PATH",
     help="Daemon socket (default: $ACTANT_SOCKET, $XDG_RUNTIME_DIR/actant/actantd.sock, or HOME/actantd.sock).",
 )
-@click.option("--home", metavar="DIR", help="Actant state directory (default: $ACTANT_HOME or ~/.local/state/actant).")
+@click.option(
+    "--home",
+    metavar="DIR",
+    help="Actant state directory (default: $ACTANT_HOME, else $XDG_STATE_HOME/actant, else ~/.local/state/actant).",
+)
 @click.option("--configs", metavar="DIR", help="Configs folder, passed to the daemon by `daemon start`.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to wait for each answer.")
 @click.option(
-    "--json", "json_output", is_flag=True, help="Print one JSON document (one object per line when following)."
+    "--json", "json_output", is_flag=True, help="Print JSON instead of tables (each command's --help says the shape)."
 )
 @click.version_option(__version__, "-V", "--version", prog_name="actantctl")
 @click.pass_context

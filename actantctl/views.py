@@ -158,19 +158,44 @@ def daemon_details(status: dict[str, Any]) -> str:
 
 # -- catalog (templates, skills, ...) -----------------------------------------------------------------------
 
-_CATALOG_HIDDEN = frozenset({"name", "description", "file"})
+_CATALOG_HIDDEN = frozenset({"name", "description", "file", "problems", "inForce"})
+
+
+def _catalog_description(item: dict[str, Any]) -> str:
+    problems = item.get("problems")
+    if not isinstance(problems, list) or not problems:
+        return text(item.get("description"))
+    first = str(problems[0])
+    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    kept = "; the last good version is in force" if item.get("inForce") else ""
+    return f"INVALID: {first}{more}{kept}"
 
 
 def catalog_table(items: Sequence[dict[str, Any]]) -> str:
-    """NAME, then whatever scalar columns this kind adds (backend, launchMode, ...), then DESCRIPTION."""
+    """NAME, then whatever scalar columns this kind adds (backend, launchMode, ...), then DESCRIPTION.
+
+    A config whose file is currently invalid is marked ``!`` and its description says why (first problem),
+    with a closing line pointing at ``config validate`` for the full list.
+    """
     extra: list[str] = []
     for item in items:
         for key, value in item.items():
             if key not in _CATALOG_HIDDEN and key not in extra and not isinstance(value, dict):
                 extra.append(key)
     headers = ["NAME", *(header(k) for k in extra), "DESCRIPTION"]
-    rows = [[text(i.get("name")), *(text(i.get(k)) for k in extra), text(i.get("description"))] for i in items]
-    return table(headers, rows)
+    rows = [
+        [
+            text(i.get("name")) + (" !" if i.get("problems") else ""),
+            *(text(i.get(k)) for k in extra),
+            _catalog_description(i),
+        ]
+        for i in items
+    ]
+    out = table(headers, rows)
+    broken = sum(1 for i in items if i.get("problems"))
+    if broken:
+        out += f"\n! {broken} invalid file{'s' if broken != 1 else ''}: `actantctl config validate` lists every error"
+    return out
 
 
 def item_details(item: dict[str, Any], file: Any) -> str:

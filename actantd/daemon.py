@@ -128,9 +128,12 @@ class Daemon:
     async def _on_reload(self, reload: Reload) -> None:
         """Journal and announce what changed; re-materialize every instance of an affected template."""
         for issue in reload.result.errors:
+            log.warning("config: %s", issue)  # the terminal running the daemon hears of it too, not only events
             self.bus.publish(self.journal.record("config.error", None, file=issue.file, message=str(issue)))
         if reload.changed:
             changed = sorted(f"{kind}/{name}" for kind, name in reload.changed)
+            log.info("config reloaded: %s changed; %d agent(s) to re-materialize", ", ".join(changed),
+                     sum(1 for r in self.manager.records.values() if r.template_ref in reload.affected))  # fmt: skip
             self.bus.publish(
                 self.journal.record("config.changed", None, changed=changed, affected=sorted(reload.affected))
             )
@@ -139,6 +142,7 @@ class Daemon:
         for name, res in zip(targets, results, strict=True):
             if isinstance(res, BaseException):
                 message = res.message if isinstance(res, ActantError) else repr(res)
+                log.warning("%s: re-materialize failed: %s", name, message)
                 entry = self.journal.record("config.error", name, message=f"re-materialize failed: {message}")
                 self.bus.publish(entry)
 

@@ -20,7 +20,7 @@ import click
 
 from actantctl.client import ClientError, Stream
 from actantctl.commands.completion import complete_agents
-from actantctl.context import AppContext, json_option, pass_app
+from actantctl.context import AppContext, json_stream_option, pass_app
 from actantctl.output import print_json, print_json_line
 from actantd.errors import ActantError
 
@@ -66,7 +66,7 @@ def _never_ran_hint(app: AppContext, name: str) -> str | None:
 @click.option("-f", "--follow", is_flag=True, help="After the last lines, keep printing new ones (Ctrl-C to stop).")
 @click.option("--stdout", "only_stdout", is_flag=True, help="Only the agent's stdout (lines unmarked).")
 @click.option("--stderr", "only_stderr", is_flag=True, help="Only the agent's stderr (lines unmarked).")
-@json_option
+@json_stream_option
 @pass_app
 def logs(
     app: AppContext, name: str, lines: int, all_lines: bool, follow: bool, only_stdout: bool, only_stderr: bool

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from actantctl.commands.completion import complete_agents
-from actantctl.context import AppContext, json_option, pass_app
+from actantctl.context import AppContext, json_stream_option, pass_app
 from actantctl.output import print_json_line
 from actantctl.views import event_line, event_table
 
@@ -50,7 +50,7 @@ def _clean(event: dict[str, Any]) -> dict[str, Any]:
 @click.option("--type", "types", multiple=True, help="Only events of this type (repeatable), e.g. transition.")
 @click.option("--since", callback=parse_since, help="Only events after this time (10m, 2h, 3d, or ISO-8601).")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many events.")
-@json_option
+@json_stream_option
 @pass_app
 def events(
     app: AppContext, follow: bool, agent: str | None, types: tuple[str, ...], since: str | None, limit: int | None
