@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "config": "actantctl.commands.config:config",
     "events": "actantctl.commands.events:events",
     "history": "actantctl.commands.history:history",
+    "top": "actantctl.commands.top:top",
     "completion": "actantctl.commands.completion:completion",
 }
 """Command name → ``module:attribute``; the module is imported on first use."""

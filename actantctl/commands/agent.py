@@ -176,7 +176,8 @@ def start(
     def one(name: str) -> lifecycle.Outcome:
         params: dict[str, Any] = {"name": name, "wait": not no_wait, "callerEnv": env}
         result = app.call("agent.start", params, timeout=LIFECYCLE_TIMEOUT)
-        return lifecycle.start_outcome(name, _agent_of(result), waited=not no_wait)
+        pending = result.get("restartPending") is True
+        return lifecycle.start_outcome(name, _agent_of(result), waited=not no_wait, restart_pending=pending)
 
     lifecycle.finish(app, "start", targets, one, single=single, limit=None)
 
@@ -225,7 +226,8 @@ def restart(
 
     def one(name: str) -> lifecycle.Outcome:
         result = app.call("agent.restart", {"name": name, "callerEnv": env}, timeout=LIFECYCLE_TIMEOUT)
-        return lifecycle.start_outcome(name, _agent_of(result), waited=True, verb="restarted")
+        pending = result.get("restartPending") is True
+        return lifecycle.start_outcome(name, _agent_of(result), waited=True, verb="restarted", restart_pending=pending)
 
     lifecycle.finish(app, "restart", targets, one, single=single, limit=None)
 

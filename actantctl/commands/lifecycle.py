@@ -90,7 +90,9 @@ def failure_outcome(name: str, verb: str, exc: ActantError | ClientError) -> Out
     return Outcome(name, False, message, doc, stream_tails(exc.context), exit_code_for(exc))
 
 
-def start_outcome(name: str, record: dict[str, Any], *, waited: bool, verb: str = "started") -> Outcome:
+def start_outcome(
+    name: str, record: dict[str, Any], *, waited: bool, verb: str = "started", restart_pending: bool = False
+) -> Outcome:
     """A start that returned: Running is a start; a process already gone is reported as what it is."""
     status = record.get("status")
     doc = {"name": name, "ok": True, "agent": record, "raw": {"agent": record}}
@@ -104,7 +106,7 @@ def start_outcome(name: str, record: dict[str, Any], *, waited: bool, verb: str 
         return Outcome(name, True, f"{name} ran and finished ({reason})", doc)
     doc["ok"] = False
     line = f"{name} exited during the start check ({reason}); it is {text(status)}"
-    note = retry_note({"status": status})
+    note = "the restart policy will start it again" if restart_pending else retry_note({"status": status})
     return Outcome(name, False, f"{line}; {note}" if note else line, doc, exit_code=EXIT_FAILURE)
 
 

@@ -35,7 +35,8 @@ def _now_is_when_the_test_starts() -> None:
 
 
 def iso(delta_seconds: float = 0) -> str:
-    return (NOW - timedelta(seconds=delta_seconds)).isoformat()
+    # Now, not at import: the suite may run this module minutes after collecting it.
+    return (datetime.now(UTC) - timedelta(seconds=delta_seconds)).isoformat()
 
 
 def record(name: str = "reviewer", status: str = "Running", pid: int | None = 1234, **extra: Any) -> dict[str, Any]:
