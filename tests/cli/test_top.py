@@ -87,3 +87,29 @@ def test_board_folds_events_without_a_daemon() -> None:
     assert board.agents["a"]["status"] == "Crashed" and board.agents["a"]["pid"] is None
     assert board.rows()[0][:7] == ["a", "Crashed", "-", "-", "-", "-", "-"]
     assert not board.apply({"type": "daemon", "event": "started"}), "events of no agent change nothing"
+
+
+def test_stop_of_a_slow_agent_shows_that_it_waits_and_how_long(daemon: Daemon) -> None:
+    sock = daemon.socket
+    ok(sock, "agent", "create", "slow", "-t", "stubborn")  # ignores SIGTERM
+    ok(sock, "agent", "start", "slow")
+    argv = [*CTL, "--socket", str(sock), "agent", "stop", "slow", "--timeout", "3"]
+    screen = Screen(argv if os.path.isabs(argv[0]) else ["/usr/bin/env", *argv], _env() | {"TERM": "xterm"})
+    try:
+        screen.until(r"stopping slow… waiting [12]s \(SIGKILL after 3s\)")
+        screen.until(r"stopped slow")
+    finally:
+        _pid, status = os.waitpid(screen.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_run_and_open_name_an_unknown_agent_first(daemon: Daemon) -> None:
+    from tests.test_cli_e2e import ctl
+
+    for argv in (("agent", "run", "ghost", "hi"), ("agent", "open", "ghost")):
+        done = ctl(daemon.socket, *argv)
+        assert done.returncode == 4, done
+        assert done.stderr.startswith("error: no agent named 'ghost'"), done.stderr
+    ok(daemon.socket, "agent", "create", "real", "-t", "demo")
+    done = ctl(daemon.socket, "agent", "run", "real", "hi")
+    assert "real: `agent run` is not available in this version of Actant yet" in done.stderr
