@@ -11,9 +11,7 @@ its own thread into one queue, so lines of the two are printed in the order they
 
 from __future__ import annotations
 
-import queue
 import sys
-import threading
 from typing import Any
 
 import click
@@ -131,6 +129,9 @@ _END = object()
 
 def _pump(app: AppContext, name: str, opened: list[tuple[str, Stream]], marked: bool) -> None:
     """Print notifications of every stream as they come; return when the daemon closed all of them."""
+    import queue
+    import threading
+
     inbox: queue.Queue[Any] = queue.Queue()
 
     def reader(stream: str, sub: Stream) -> None:

@@ -10,10 +10,8 @@ exited (and whether its restart policy will retry), never as started.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,6 +112,8 @@ def run_parallel(
     names: list[str], one: Callable[[str], Outcome], *, on_done: Callable[[Outcome], None]
 ) -> list[Outcome]:
     """Run ``one`` for every name at once; ``on_done`` sees each outcome as it finishes."""
+    from concurrent.futures import Future, ThreadPoolExecutor, as_completed  # not paid by one-agent commands
+
     outcomes: list[Outcome] = []
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(names)) or 1) as pool:
         futures: dict[Future[Outcome], str] = {pool.submit(one, n): n for n in names}
@@ -205,6 +205,7 @@ def waiting(label: str, limit: float | None = None) -> Iterator[None]:
     when the operation ends, so the result lines that follow are what stays on the screen.
     """
     import sys
+    import threading
 
     if not sys.stderr.isatty():
         yield
