@@ -1,7 +1,8 @@
 """Ctrl-C exits 130 (128 + SIGINT), silently, from every following command (issue #11).
 
-The child gets a default SIGINT disposition explicitly: CI may run the suite with SIGINT ignored, and an
-ignored SIGINT is inherited, so without this the test would pass or hang depending on how it was started.
+The child gets a default SIGINT disposition explicitly (``with_default_signals``): CI may run the suite with
+SIGINT ignored, and an ignored SIGINT is inherited, so without it the test would pass or hang depending on
+how it was started.
 """
 
 from __future__ import annotations
@@ -11,12 +12,9 @@ import subprocess
 
 import pytest
 
+from tests.e2e.test_cli import CTL, _env, ok
 from tests.harness import Daemon
-from tests.test_cli_e2e import CTL, _env, ok
-
-
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+from tests.helpers import with_default_signals
 
 
 @pytest.mark.parametrize(
@@ -31,8 +29,8 @@ def _default_sigint() -> None:
 def test_ctrl_c_exits_130(daemon: Daemon, argv: list[str]) -> None:
     ok(daemon.socket, "agent", "create", "i", "--template", "sleeper")
     ok(daemon.socket, "agent", "start", "i")
-    proc = subprocess.Popen([*CTL, "--socket", str(daemon.socket), *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_env(), preexec_fn=_default_sigint)  # fmt: skip
+    proc = subprocess.Popen(with_default_signals([*CTL, "--socket", str(daemon.socket), *argv]),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())  # fmt: skip
     try:
         assert proc.stdout is not None
         # Wait until it is following (its first output comes after the subscription is in place).

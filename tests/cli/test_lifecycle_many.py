@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tests.e2e.test_cli import ctl, js, ok
 from tests.harness import Daemon
-from tests.test_cli_e2e import ctl, js, ok
 
 
 def _create(sock: Path, *pairs: tuple[str, str]) -> None:

@@ -8,8 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.e2e.test_cli import CTL, _env, ctl, js, ok
 from tests.harness import Daemon, add_template
-from tests.test_cli_e2e import CTL, _env, ctl, js, ok
 
 CHATTY = (
     "import sys\n"

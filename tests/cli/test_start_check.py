@@ -10,8 +10,8 @@ import os
 import stat
 from pathlib import Path
 
+from tests.e2e.test_cli import CTL, _env, ctl, js, ok
 from tests.harness import Daemon, add_template, write_json
-from tests.test_cli_e2e import CTL, _env, ctl, js, ok
 
 
 def _template(daemon: Daemon, name: str, code: str, **extra: object) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
+from tests.e2e.test_cli import CTL, _env, ctl, js, ok
 from tests.harness import Daemon, add_template, write_json
-from tests.test_cli_e2e import CTL, _env, ctl, js, ok
 
 
 def _wait_for(pred: object, what: str, timeout: float = 20) -> None:
@@ -16,7 +16,8 @@ def _wait_for(pred: object, what: str, timeout: float = 20) -> None:
         time.sleep(0.05)
 
 
-def test_config_errors_and_reloads_reach_the_daemon_log_and_template_list(daemon: Daemon) -> None:
+def test_config_errors_and_reloads_reach_the_daemon_log_and_template_list(daemon_process: Daemon) -> None:
+    daemon = daemon_process  # a process of its own: its stderr is what `make run` shows
     sock = daemon.socket
     add_template(daemon, {"name": "extra", "backend": "custom", "command": ["true"]})
     _wait_for(lambda: "config reloaded: template/extra changed" in daemon.read_stderr(), "reload not logged")

@@ -11,17 +11,18 @@ import signal
 import time
 
 from actantctl.commands.top import Board
+from tests.e2e.test_cli import CTL, _env, ok
 from tests.harness import Daemon
-from tests.test_cli_e2e import CTL, _env, ok
+from tests.helpers import with_default_signals
 
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 class Screen:
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        argv = with_default_signals(argv)  # the suite may run with SIGINT ignored; a terminal's child has it
         pid, fd = pty.fork()
-        if pid == 0:  # the child: a default SIGINT (the suite may run with it ignored), then exec
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if pid == 0:  # the child only execs (pytest has threads: nothing else is safe after fork)
             os.execve(argv[0], argv, env)
         self.pid, self.fd = pid, fd
         self.seen = b""
@@ -66,7 +67,7 @@ def test_top_draws_agents_follows_events_and_exits_130(daemon: Daemon) -> None:
     ok(sock, "agent", "start", "web")
     argv = [*CTL, "--socket", str(sock), "top", "--interval", "30"]  # figures rarely: events must do the work
     env = _env() | {"COLUMNS": "140", "LINES": "30", "TERM": "xterm-256color"}
-    screen = Screen(argv if os.path.isabs(argv[0]) else ["/usr/bin/env", *argv], env)
+    screen = Screen(argv, env)
     try:
         first = screen.until(r"web\s+Running\s+custom\s+\d+")
         assert re.search(r"NAME\s+STATUS\s+BACKEND\s+PID\s+UPTIME\s+CPU\s+MEM\s+RESTARTS\s+LATEST EVENT", first)
@@ -94,7 +95,7 @@ def test_stop_of_a_slow_agent_shows_that_it_waits_and_how_long(daemon: Daemon) -
     ok(sock, "agent", "create", "slow", "-t", "stubborn")  # ignores SIGTERM
     ok(sock, "agent", "start", "slow")
     argv = [*CTL, "--socket", str(sock), "agent", "stop", "slow", "--timeout", "3"]
-    screen = Screen(argv if os.path.isabs(argv[0]) else ["/usr/bin/env", *argv], _env() | {"TERM": "xterm"})
+    screen = Screen(argv, _env() | {"TERM": "xterm"})
     try:
         screen.until(r"stopping slow… waiting [12]s \(SIGKILL after 3s\)")
         screen.until(r"stopped slow")
@@ -104,7 +105,7 @@ def test_stop_of_a_slow_agent_shows_that_it_waits_and_how_long(daemon: Daemon) -
 
 
 def test_run_and_open_name_an_unknown_agent_first(daemon: Daemon) -> None:
-    from tests.test_cli_e2e import ctl
+    from tests.e2e.test_cli import ctl
 
     for argv in (("agent", "run", "ghost", "hi"), ("agent", "open", "ghost")):
         done = ctl(daemon.socket, *argv)

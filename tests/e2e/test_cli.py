@@ -88,8 +88,6 @@ class Lines:
             stderr=subprocess.PIPE,
             text=True,
             env=_env(),
-            # A default SIGINT even when the suite runs with SIGINT ignored (inherited through exec).
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._thread = threading.Thread(target=self._pump, daemon=True)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import psutil
 
+from tests.e2e.test_cli import CTL
 from tests.harness import make_configs
-from tests.test_cli_e2e import CTL
 
 
 def test_daemon_start_finds_the_home_its_socket_belongs_to(short_tmp: Path) -> None:
