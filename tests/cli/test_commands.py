@@ -38,14 +38,6 @@ def iso(delta_seconds: float = 0) -> str:
     return (NOW - timedelta(seconds=delta_seconds)).isoformat()
 
 
-@pytest.fixture(autouse=True)
-def _fresh_now() -> None:
-    """Times relative to when each test runs, not to when the module was imported (minutes earlier in a long
-    suite), so displayed durations such as an uptime of "1h 2m" hold."""
-    global NOW
-    NOW = datetime.now(UTC)
-
-
 def record(name: str = "reviewer", status: str = "Running", pid: int | None = 1234, **extra: Any) -> dict[str, Any]:
     base = {
         "schemaVersion": 1,
