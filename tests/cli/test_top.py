@@ -111,6 +111,3 @@ def test_run_and_open_name_an_unknown_agent_first(daemon: Daemon) -> None:
         done = ctl(daemon.socket, *argv)
         assert done.returncode == 4, done
         assert done.stderr.startswith("error: no agent named 'ghost'"), done.stderr
-    ok(daemon.socket, "agent", "create", "real", "-t", "demo")
-    done = ctl(daemon.socket, "agent", "run", "real", "hi")
-    assert "real: `agent run` is not available in this version of Actant yet" in done.stderr
