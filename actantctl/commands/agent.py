@@ -7,13 +7,13 @@ the client holds no polling loop and every client sees the same outcome.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
-from actantctl.commands import agent_diff, agent_env, agent_logs, agent_open, agent_prompt, agent_run, lifecycle
 from actantctl.commands.agent_worktree import report_worktree_create, worktree_options, worktree_params
 from actantctl.commands.completion import complete_agents, complete_templates
 from actantctl.context import AppContext, json_option, pass_app
@@ -31,7 +31,28 @@ NAME = click.argument("name", shell_complete=complete_agents)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@click.group()
+class AgentGroup(click.Group):
+    """``agent`` with subcommands that live in their own modules loaded on first use, as the root group does:
+    ``agent list --json`` imports neither the run executor's client code nor the log follower."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, str] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.lazy.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, attr = target.split(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=AgentGroup)
 def agent() -> None:
     """Create, run and inspect agents."""
 
@@ -148,6 +169,8 @@ def _targets(
     """The target names, and whether this is the one-agent form (one name, no selector)."""
     status = next((s for s in STATUSES if status and s.lower() == status.lower()), status)
     single = len(names) == 1 and not (all_ or template or status)
+    from actantctl.commands import lifecycle  # only the lifecycle commands pay for it
+
     return lifecycle.select_targets(app, names, all_, template, status), single
 
 
@@ -170,10 +193,13 @@ def start(
     Several names, --all, --template or --status start many at once, one line each; the exit status is
     non-zero if any failed. A program that exits during the start check is reported as exited.
     """
+    from actantctl.commands import lifecycle
+    from actantctl.commands.lifecycle import Outcome
+
     targets, single = _targets(app, names, all_, template_filter, status_filter)
     env = caller_env()
 
-    def one(name: str) -> lifecycle.Outcome:
+    def one(name: str) -> Outcome:
         params: dict[str, Any] = {"name": name, "wait": not no_wait, "callerEnv": env}
         result = app.call("agent.start", params, timeout=LIFECYCLE_TIMEOUT)
         pending = result.get("restartPending") is True
@@ -197,13 +223,16 @@ def stop(
     stop_timeout: float | None,
 ) -> None:
     """Stop agents and every process they started (several names, --all, --template, --status)."""
+    from actantctl.commands import lifecycle
+    from actantctl.commands.lifecycle import Outcome
+
     targets, single = _targets(app, names, all_, template_filter, status_filter)
     params: dict[str, Any] = {}
     if stop_timeout is not None:
         params["timeoutSeconds"] = stop_timeout
     wait = LIFECYCLE_TIMEOUT if stop_timeout is None else stop_timeout + MARGIN
 
-    def one(name: str) -> lifecycle.Outcome:
+    def one(name: str) -> Outcome:
         result = app.call("agent.stop", {"name": name, **params}, timeout=wait)
         record = _agent_of(result)
         return lifecycle.Outcome(name, True, f"stopped {name}", {"name": name, "ok": True, "agent": record,
@@ -221,10 +250,13 @@ def restart(
     app: AppContext, names: tuple[str, ...], all_: bool, template_filter: str | None, status_filter: str | None
 ) -> None:
     """Stop agents if they run, then start them again (several names, --all, --template, --status)."""
+    from actantctl.commands import lifecycle
+    from actantctl.commands.lifecycle import Outcome
+
     targets, single = _targets(app, names, all_, template_filter, status_filter)
     env = caller_env()
 
-    def one(name: str) -> lifecycle.Outcome:
+    def one(name: str) -> Outcome:
         result = app.call("agent.restart", {"name": name, "callerEnv": env}, timeout=LIFECYCLE_TIMEOUT)
         pending = result.get("restartPending") is True
         return lifecycle.start_outcome(name, _agent_of(result), waited=True, verb="restarted", restart_pending=pending)
@@ -279,9 +311,10 @@ def detach(app: AppContext, name: str) -> None:
     app.emit(result, f"detached {name}")
 
 
-agent.add_command(agent_diff.diff)  # issue #12: `agent diff`, in its own module
-agent.add_command(agent_run.run)  # `agent run`, in its own module
-agent.add_command(agent_prompt.prompt)  # `agent prompt`, in its own module
-agent.add_command(agent_open.open_)  # `agent open`, in its own module
-agent.add_command(agent_env.env)  # `agent env` (issue #8), in its own module
-agent.add_command(agent_logs.logs)
+# Subcommands in their own modules, imported only when named (see AgentGroup).
+agent.lazy["diff"] = "actantctl.commands.agent_diff:diff"  # issue #12: `agent diff`
+agent.lazy["run"] = "actantctl.commands.agent_run:run"  # `agent run`
+agent.lazy["prompt"] = "actantctl.commands.agent_prompt:prompt"  # `agent prompt`
+agent.lazy["open"] = "actantctl.commands.agent_open:open_"  # `agent open`
+agent.lazy["logs"] = "actantctl.commands.agent_logs:logs"
+agent.lazy["env"] = "actantctl.commands.agent_env:env"  # `agent env` (issue #8)
