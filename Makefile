@@ -9,8 +9,10 @@ RUN_HOME ?= $(CURDIR)/.run
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	@echo "installing actant and its dev tools into $(VENV) (pip's output goes to $(VENV)/install.log)"
+	@$(BIN)/python -m pip install -q --upgrade pip > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@# The build backend's notices (the editable-install warning block) stay in the log unless the install fails.
+	@$(BIN)/python -m pip install -q -e '.[dev]' >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 	touch $(STAMP)
 
 test: $(STAMP) lint typecheck pytest
@@ -45,4 +47,4 @@ install-user-service: $(STAMP)
 	@echo "installed; enable with: systemctl --user enable --now actantd.socket"
 
 clean:
-	rm -rf $(VENV) .run .mypy_cache .ruff_cache
+	rm -rf $(VENV) .run .mypy_cache .ruff_cache build dist *.egg-info

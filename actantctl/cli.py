@@ -15,7 +15,7 @@ import click
 
 from actantctl.client import ClientError
 from actantctl.context import AppContext
-from actantctl.output import Failure, fail, report_error
+from actantctl.output import EXIT_INTERRUPTED, Failure, fail, report_error
 from actantd import __version__
 from actantd.errors import ActantError
 from actantd.paths import resolve_socket
@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "config": "actantctl.commands.config:config",
     "events": "actantctl.commands.events:events",
     "history": "actantctl.commands.history:history",
+    "top": "actantctl.commands.top:top",
     "completion": "actantctl.commands.completion:completion",
 }
 """Command name → ``module:attribute``; the module is imported on first use."""
@@ -56,8 +57,13 @@ class RootGroup(click.Group):
         except (ActantError, ClientError) as exc:
             app = ctx.find_object(AppContext)
             ctx.exit(report_error(exc, app.json if app is not None else False))
+        except KeyboardInterrupt:
+            # Ctrl-C: the conventional 128 + SIGINT, silently (the user knows why), before click turns it into
+            # "Aborted!" and 1.
+            ctx.exit(EXIT_INTERRUPTED)
         except Failure as exc:
-            fail(exc.message)
+            if exc.message:
+                fail(exc.message)
             ctx.exit(exc.exit_code)
 
 
@@ -72,11 +78,15 @@ def _path(value: str | None) -> Path | None:
     metavar="PATH",
     help="Daemon socket (default: $ACTANT_SOCKET, $XDG_RUNTIME_DIR/actant/actantd.sock, or HOME/actantd.sock).",
 )
-@click.option("--home", metavar="DIR", help="Actant state directory (default: $ACTANT_HOME or ~/.local/state/actant).")
+@click.option(
+    "--home",
+    metavar="DIR",
+    help="Actant state directory (default: $ACTANT_HOME, else $XDG_STATE_HOME/actant, else ~/.local/state/actant).",
+)
 @click.option("--configs", metavar="DIR", help="Configs folder, passed to the daemon by `daemon start`.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to wait for each answer.")
 @click.option(
-    "--json", "json_output", is_flag=True, help="Print one JSON document (one object per line when following)."
+    "--json", "json_output", is_flag=True, help="Print JSON instead of tables (each command's --help says the shape)."
 )
 @click.version_option(__version__, "-V", "--version", prog_name="actantctl")
 @click.pass_context

@@ -113,6 +113,12 @@ class _Connection:
         return message
 
     def close(self) -> None:
+        # Shut down first: a thread blocked reading this connection (``agent logs -f`` reads each stream in
+        # its own thread) wakes up with end-of-stream instead of holding the reader's lock forever.
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self._reader.close()
         self._sock.close()
 
@@ -134,7 +140,7 @@ class Stream:
     """The answer to a subscribing request (``result``) followed by its notifications, as an iterator.
 
     It owns its connection: the daemon ties a subscription to the connection, so closing it is the
-    unsubscribe. Iteration ends when the daemon closes the connection or the user presses Ctrl-C.
+    unsubscribe. Iteration ends when the daemon closes the connection; Ctrl-C raises through it, closing the connection.
     """
 
     def __init__(
@@ -167,9 +173,7 @@ class Stream:
                     return
                 if self.matches(message):
                     yield message["params"]
-        except KeyboardInterrupt:
-            return
-        finally:
+        finally:  # Ctrl-C propagates (the CLI exits 130); closing the connection is the unsubscribe
             self.close()
 
     def close(self) -> None:

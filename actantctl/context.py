@@ -55,13 +55,21 @@ def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
         app.json = True
 
 
+JSON_HELP = "Print the result as one JSON document instead of a table."
+JSON_STREAM_HELP = "Print JSON: one document; with -f, one object per line as they come."
+
+
+def _json_flag(func: F, help_text: str) -> F:
+    return click.option("--json", "json_output", is_flag=True, expose_value=False, callback=_set_json, help=help_text)(
+        func
+    )
+
+
 def json_option(func: F) -> F:
     """``--json`` on a command; the root group accepts it too, so either position works."""
-    return click.option(
-        "--json",
-        "json_output",
-        is_flag=True,
-        expose_value=False,
-        callback=_set_json,
-        help="Print one JSON document (one object per line when following).",
-    )(func)
+    return _json_flag(func, JSON_HELP)
+
+
+def json_stream_option(func: F) -> F:
+    """``--json`` on a command that follows (``-f``): only these print one object per line."""
+    return _json_flag(func, JSON_STREAM_HELP)

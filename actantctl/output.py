@@ -23,6 +23,7 @@ EXIT_FAILURE: Final = 1
 EXIT_USAGE: Final = 2  # click's own code for bad arguments
 EXIT_NOT_RUNNING: Final = 3
 EXIT_NOT_FOUND: Final = 4
+EXIT_INTERRUPTED: Final = 130  # 128 + SIGINT, what shells report for a Ctrl-C
 
 NOT_FOUND_CODES: Final = frozenset({"AGENT_NOT_FOUND", "TEMPLATE_NOT_FOUND"})
 NONE: Final = "-"
@@ -153,16 +154,24 @@ def report_error(exc: ActantError | ClientError, json_mode: bool) -> int:
     if json_mode:
         print_json(error_document(exc))
     fail(exc.message)
-    tail = exc.context.get("stderrTail")
-    if isinstance(tail, list) and tail:
-        click.echo("  last lines of stderr:", err=True)
-        for line in tail:
-            click.echo(f"    {str(line).rstrip()}", err=True)
+    for line in stream_tails(exc.context):
+        click.echo(line, err=True)
     errors = exc.context.get("errors")
     if isinstance(errors, list):
         for line in errors:
             click.echo(f"  {line}", err=True)
     return exit_code_for(exc)
+
+
+def stream_tails(context: dict[str, Any]) -> list[str]:
+    """The last log lines a failed start carries, stderr's or (when stderr was empty) stdout's, indented."""
+    out: list[str] = []
+    for key, stream in (("stderrTail", "stderr"), ("stdoutTail", "stdout")):
+        tail = context.get(key)
+        if isinstance(tail, list) and tail:
+            out.append(f"  last lines of {stream}:")
+            out.extend(f"    {str(line).rstrip()}" for line in tail)
+    return out
 
 
 def fail(message: str) -> None:

@@ -20,10 +20,10 @@ from actantctl.output import (
     table,
     text,
 )
-from actantd.instances.state import STATUS_NAMES, SUPERVISED
+from actantd.instances.state import ACTIVE, STATUS_NAMES
 
-ACTIVE = frozenset(s.value for s in SUPERVISED)
-"""Statuses in which the agent is kept going (a process, or a restart in its backoff): an uptime means something."""
+RUNNING = frozenset(s.value for s in ACTIVE)
+"""Statuses in which a process exists, so an uptime means something (a Restarting agent has none)."""
 
 STATUSES = STATUS_NAMES
 """The state machine's statuses, for completion and case-insensitive ``--status``."""
@@ -33,12 +33,24 @@ STATUSES = STATUS_NAMES
 
 
 def uptime(record: dict[str, Any]) -> float | None:
+    if record.get("status") not in RUNNING or record.get("pid") is None:
+        return None
     live = record.get("live")
     if isinstance(live, dict) and isinstance(live.get("uptimeSeconds"), int | float):
         return float(live["uptimeSeconds"])
-    if record.get("status") in ACTIVE:
-        return seconds_since(record.get("launchedAt"))
-    return None
+    return seconds_since(record.get("launchedAt"))
+
+
+def cpu(record: dict[str, Any]) -> str:
+    live = record.get("live")
+    value = live.get("cpuPercent") if isinstance(live, dict) else None
+    return f"{value:.1f}%" if isinstance(value, int | float) else NONE
+
+
+def memory(record: dict[str, Any]) -> str:
+    live = record.get("live")
+    value = live.get("rssBytes") if isinstance(live, dict) else None
+    return human_bytes(value) if isinstance(value, int | float) else NONE
 
 
 def last_exit(value: Any) -> str:
@@ -63,19 +75,31 @@ def _signal_name(sig: Any) -> str:
         return str(sig)
 
 
-def agent_table(agents: Sequence[dict[str, Any]]) -> str:
-    rows = [
-        (
-            text(a.get("name")),
-            text(a.get("status")),
-            text(a.get("templateRef")),
-            text(a.get("pid")),
-            human_duration(uptime(a)),
-            text(a.get("restartCount", 0)),
-        )
-        for a in agents
+AGENT_COLUMNS = ("NAME", "STATUS", "TEMPLATE", "BACKEND", "PID", "UPTIME", "CPU", "MEM", "RESTARTS")
+WIDE_COLUMNS = (*AGENT_COLUMNS, "LAST EXIT", "REASON")
+
+
+def agent_row(a: dict[str, Any], wide: bool = False) -> list[str]:
+    running = a.get("status") in RUNNING
+    row = [
+        text(a.get("name")),
+        text(a.get("status")),
+        text(a.get("templateRef")),
+        text(a.get("backend")),
+        text(a.get("pid")) if running else NONE,
+        human_duration(uptime(a)),
+        cpu(a),
+        memory(a),
+        text(a.get("restartCount", 0)),
     ]
-    return table(("NAME", "STATUS", "TEMPLATE", "PID", "UPTIME", "RESTARTS"), rows)
+    if wide:
+        row += [last_exit(a.get("lastExit")), text(a.get("reason"))]
+    return row
+
+
+def agent_table(agents: Sequence[dict[str, Any]], wide: bool = False) -> str:
+    """One line per agent; ``wide`` adds the last exit and the reason of the current status."""
+    return table(WIDE_COLUMNS if wide else AGENT_COLUMNS, [agent_row(a, wide) for a in agents])
 
 
 def agent_details(record: dict[str, Any]) -> str:
@@ -85,6 +109,7 @@ def agent_details(record: dict[str, Any]) -> str:
         ("status", text(record.get("status"))),
         ("reason", text(record.get("reason"))),
         ("template", text(record.get("templateRef"))),
+        ("backend", text(record.get("backend"))),
         ("launch mode", text(record.get("launchMode"))),
         ("workspace", text(record.get("workspace") or record.get("workDir"))),
         ("workspace policy", text(record.get("workspacePolicy"))),
@@ -133,19 +158,44 @@ def daemon_details(status: dict[str, Any]) -> str:
 
 # -- catalog (templates, skills, ...) -----------------------------------------------------------------------
 
-_CATALOG_HIDDEN = frozenset({"name", "description", "file"})
+_CATALOG_HIDDEN = frozenset({"name", "description", "file", "problems", "inForce"})
+
+
+def _catalog_description(item: dict[str, Any]) -> str:
+    problems = item.get("problems")
+    if not isinstance(problems, list) or not problems:
+        return text(item.get("description"))
+    first = str(problems[0])
+    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    kept = "; the last good version is in force" if item.get("inForce") else ""
+    return f"INVALID: {first}{more}{kept}"
 
 
 def catalog_table(items: Sequence[dict[str, Any]]) -> str:
-    """NAME, then whatever scalar columns this kind adds (backend, launchMode, ...), then DESCRIPTION."""
+    """NAME, then whatever scalar columns this kind adds (backend, launchMode, ...), then DESCRIPTION.
+
+    A config whose file is currently invalid is marked ``!`` and its description says why (first problem),
+    with a closing line pointing at ``config validate`` for the full list.
+    """
     extra: list[str] = []
     for item in items:
         for key, value in item.items():
             if key not in _CATALOG_HIDDEN and key not in extra and not isinstance(value, dict):
                 extra.append(key)
     headers = ["NAME", *(header(k) for k in extra), "DESCRIPTION"]
-    rows = [[text(i.get("name")), *(text(i.get(k)) for k in extra), text(i.get("description"))] for i in items]
-    return table(headers, rows)
+    rows = [
+        [
+            text(i.get("name")) + (" !" if i.get("problems") else ""),
+            *(text(i.get(k)) for k in extra),
+            _catalog_description(i),
+        ]
+        for i in items
+    ]
+    out = table(headers, rows)
+    broken = sum(1 for i in items if i.get("problems"))
+    if broken:
+        out += f"\n! {broken} invalid file{'s' if broken != 1 else ''}: `actantctl config validate` lists every error"
+    return out
 
 
 def item_details(item: dict[str, Any], file: Any) -> str:

@@ -26,6 +26,7 @@ from actantd.config.store import seed_configs
 from actantd.config.watch import Reload
 from actantd.errors import ActantError
 from actantd.events import EventBus
+from actantd.identity import write_identity
 from actantd.journal import Journal
 from actantd.libc import libc
 from actantd.limits import LOG_BACKUPS, LOG_MAX_BYTES, SOCKET_PATH_MAX
@@ -127,9 +128,12 @@ class Daemon:
     async def _on_reload(self, reload: Reload) -> None:
         """Journal and announce what changed; re-materialize every instance of an affected template."""
         for issue in reload.result.errors:
+            log.warning("config: %s", issue)  # the terminal running the daemon hears of it too, not only events
             self.bus.publish(self.journal.record("config.error", None, file=issue.file, message=str(issue)))
         if reload.changed:
             changed = sorted(f"{kind}/{name}" for kind, name in reload.changed)
+            log.info("config reloaded: %s changed; %d agent(s) to re-materialize", ", ".join(changed),
+                     sum(1 for r in self.manager.records.values() if r.template_ref in reload.affected))  # fmt: skip
             self.bus.publish(
                 self.journal.record("config.changed", None, changed=changed, affected=sorted(reload.affected))
             )
@@ -138,6 +142,7 @@ class Daemon:
         for name, res in zip(targets, results, strict=True):
             if isinstance(res, BaseException):
                 message = res.message if isinstance(res, ActantError) else repr(res)
+                log.warning("%s: re-materialize failed: %s", name, message)
                 entry = self.journal.record("config.error", name, message=f"re-materialize failed: {message}")
                 self.bus.publish(entry)
 
@@ -181,6 +186,7 @@ class Daemon:
             loop.create_task(self.configs.run(self._stop)),
             loop.create_task(self._housekeeping()),
         ]
+        record_socket_owner(self.server.path, self.layout)
         sdnotify.notify(f"READY=1\nSTATUS=listening on {self.server.path}\nMAINPID={os.getpid()}")
         log.info("actantd %s listening on %s (home %s)", __version__, self.server.path, self.layout.home)
         self.ready.set()
@@ -275,3 +281,13 @@ def main(argv: list[str] | None = None) -> None:
 async def _run(layout: Layout) -> int:
     daemon = Daemon(layout)
     return await daemon.run()
+
+
+def record_socket_owner(socket: Path | str | None, layout: Layout) -> None:
+    """``{socket}.home`` (actantd/identity.py): lets ``actantctl daemon start`` restart *this* home later."""
+    if socket is None:
+        return
+    try:
+        write_identity(Path(socket), layout.home, layout.configs)
+    except OSError as exc:
+        log.warning("could not record the home of %s: %s", socket, exc.strerror or exc)

@@ -57,11 +57,14 @@ def build_launch_spec(
     base_env: Mapping[str, str] | None = None,
     prompt: str | None = None,
     instance_env: Mapping[str, str] | None = None,
+    caller_env: Mapping[str, str] | None = None,
 ) -> LaunchSpec:
     """The launch of ``record`` in ``mode``; ``base_env`` (default ``os.environ``) is what the daemon inherited.
 
     Environment layers, later ones winning: the daemon's own environment minus systemd's daemon-only
-    variables, the backend CLI's trust variables (``GEMINI_CLI_TRUST_WORKSPACE``), the backend's ``env``,
+    variables, ``caller_env`` (the PATH and locale of the client that started the agent, see
+    actantctl/environment.py, so an executable installed after the daemon started is found), the backend
+    CLI's trust variables (``GEMINI_CLI_TRUST_WORKSPACE``), the backend's ``env``,
     the template's ``env``, the instance's ``overrides.env``, and last the ``ACTANT_*`` identity variables
     (``ACTANT_INSTANCE_ID`` is how leftover descendants are found later, so nothing may override it).
     ``instance_env`` is the instance's env with its real values; when not given it is read with
@@ -96,6 +99,7 @@ def build_launch_spec(
         values["prompt"] = prompt
     inherited = os.environ if base_env is None else base_env
     env = {k: v for k, v in inherited.items() if k not in DAEMON_ONLY_ENV}
+    env.update({k: v for k, v in (caller_env or {}).items() if k not in DAEMON_ONLY_ENV})
     # Trust env vars and flags of the backend's CLI (actantd/materialize/launch.py): the CLI must use the
     # workspace's files without a prompt. Flags only on the backend's own argv, never a template's command.
     extra = trust_additions(backend.materializer, Path(workspace), mode) if backend is not None else None

@@ -17,7 +17,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("actantd", "actantctl")
 
-CLI_MAY_IMPORT = frozenset({"actantd", "actantd.errors", "actantd.paths", "actantd.limits", "actantd.instances.state"})
+CLI_MAY_IMPORT = frozenset(
+    {"actantd", "actantd.errors", "actantd.paths", "actantd.limits", "actantd.identity", "actantd.instances.state"}
+)
 """The stdlib-only daemon modules ``actantctl`` shares (with their packages' ``__init__``)."""
 
 LAYER_RULES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (

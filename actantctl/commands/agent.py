@@ -7,21 +7,20 @@ the client holds no polling loop and every client sees the same outcome.
 
 from __future__ import annotations
 
-import contextlib
+import importlib
 import os
-import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
-from actantctl.commands import agent_diff, agent_env, agent_open, agent_prompt, agent_run
 from actantctl.commands.agent_worktree import report_worktree_create, worktree_options, worktree_params
 from actantctl.commands.completion import complete_agents, complete_templates
 from actantctl.context import AppContext, json_option, pass_app
-from actantctl.output import print_json, print_json_line, progress, text
+from actantctl.environment import caller_env
+from actantctl.output import print_json, text
 from actantctl.views import STATUSES, agent_details, agent_table
 from actantctl.worktree_views import wide_table, worktree_details
-from actantd.instances.state import Status
 
 LIFECYCLE_TIMEOUT = 300.0
 """Start, stop and destroy wait for processes and templates' own timeouts, so they get longer than a query."""
@@ -29,9 +28,31 @@ MARGIN = 30.0
 """Added to a timeout the daemon enforces, so that the daemon's answer arrives before ours runs out."""
 
 NAME = click.argument("name", shell_complete=complete_agents)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-@click.group()
+class AgentGroup(click.Group):
+    """``agent`` with subcommands that live in their own modules loaded on first use, as the root group does:
+    ``agent list --json`` imports neither the run executor's client code nor the log follower."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, str] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.lazy.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, attr = target.split(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=AgentGroup)
 def agent() -> None:
     """Create, run and inspect agents."""
 
@@ -74,7 +95,7 @@ def create(
     base: str | None,
 ) -> None:
     """Create an agent from a template and build its workspace."""
-    params: dict[str, Any] = {"name": name, "template": template}
+    params: dict[str, Any] = {"name": name, "template": template, "callerEnv": caller_env()}
     if work_dir is not None:
         params["workDir"] = os.path.abspath(os.path.expanduser(work_dir))
     env = _parse_env(env_pairs)
@@ -86,6 +107,9 @@ def create(
         print_json(result)
         return
     record = _agent_of(result)
+    if result.get("created") is False:
+        click.echo(f"{name} already exists with these arguments; nothing changed ({text(record.get('status'))})")
+        return
     click.echo(f"created {name} (template {text(record.get('templateRef', template))}, {text(record.get('status'))})")
     report_worktree_create(result)
 
@@ -98,10 +122,14 @@ def create(
 @json_option
 @pass_app
 def list_(app: AppContext, status: str | None, template: str | None, output_format: str) -> None:
-    """List agents."""
+    """List agents with their status, backend, pid, uptime, cpu, memory and restarts."""
+    status = next((s for s in STATUSES if status and s.lower() == status.lower()), status)
     params: dict[str, Any] = {k: v for k, v in (("status", status), ("template", template)) if v is not None}
     if output_format == "wide":
         params["wide"] = True
+    # Live figures are what a person reads; a script's --json gets the records alone unless it asks (-o wide).
+    if not app.json or output_format == "wide":
+        params["live"] = True
     result = app.call("agent.list", params)
     agents = result.get("agents") or []
     view = wide_table if output_format == "wide" else agent_table
@@ -118,50 +146,122 @@ def status(app: AppContext, name: str) -> None:
     app.emit(result, agent_details(_agent_of(result)) + worktree_details(_agent_of(result)))
 
 
+NAMES = click.argument("names", nargs=-1, metavar="[NAME]...", shell_complete=complete_agents)
+
+
+def _selectors(func: F) -> F:
+    """``--all``, ``--template``, ``--status``: the targets of a lifecycle command besides its names."""
+    func = click.option(
+        "--status",
+        "status_filter",
+        type=click.Choice(STATUSES, case_sensitive=False),
+        help="Every agent in this status.",
+    )(func)
+    func = click.option(
+        "--template", "template_filter", shell_complete=complete_templates, help="Every agent built from this template."
+    )(func)
+    return click.option("-a", "--all", "all_", is_flag=True, help="Every agent.")(func)
+
+
+def _targets(
+    app: AppContext, names: tuple[str, ...], all_: bool, template: str | None, status: str | None
+) -> tuple[list[str], bool]:
+    """The target names, and whether this is the one-agent form (one name, no selector)."""
+    status = next((s for s in STATUSES if status and s.lower() == status.lower()), status)
+    single = len(names) == 1 and not (all_ or template or status)
+    from actantctl.commands import lifecycle  # only the lifecycle commands pay for it
+
+    return lifecycle.select_targets(app, names, all_, template, status), single
+
+
 @agent.command()
-@NAME
+@NAMES
+@_selectors
 @click.option("--no-wait", is_flag=True, help="Return once the start is under way instead of when it is Running.")
 @json_option
 @pass_app
-def start(app: AppContext, name: str, no_wait: bool) -> None:
-    """Start an agent and wait until it is Running."""
-    if not no_wait:
-        progress(f"starting {name}…")
-    result = app.call("agent.start", {"name": name, "wait": not no_wait}, timeout=LIFECYCLE_TIMEOUT)
-    if app.json:
-        print_json(result)
-        return
-    record = _agent_of(result)
-    if record.get("status") == Status.RUNNING:
-        click.echo(f"started {name} (pid {text(record.get('pid'))})")
-    else:
-        click.echo(f"starting {name} ({text(record.get('status'))})")
+def start(
+    app: AppContext,
+    names: tuple[str, ...],
+    all_: bool,
+    template_filter: str | None,
+    status_filter: str | None,
+    no_wait: bool,
+) -> None:
+    """Start agents and wait until each is Running (or says why not).
+
+    Several names, --all, --template or --status start many at once, one line each; the exit status is
+    non-zero if any failed. A program that exits during the start check is reported as exited.
+    """
+    from actantctl.commands import lifecycle
+    from actantctl.commands.lifecycle import Outcome
+
+    targets, single = _targets(app, names, all_, template_filter, status_filter)
+    env = caller_env()
+
+    def one(name: str) -> Outcome:
+        params: dict[str, Any] = {"name": name, "wait": not no_wait, "callerEnv": env}
+        result = app.call("agent.start", params, timeout=LIFECYCLE_TIMEOUT)
+        pending = result.get("restartPending") is True
+        return lifecycle.start_outcome(name, _agent_of(result), waited=not no_wait, restart_pending=pending)
+
+    lifecycle.finish(app, "start", targets, one, single=single, limit=None)
 
 
 @agent.command()
-@NAME
+@NAMES
+@_selectors
 @click.option("--timeout", "stop_timeout", type=click.FloatRange(min=0), help="Seconds before SIGKILL.")
 @json_option
 @pass_app
-def stop(app: AppContext, name: str, stop_timeout: float | None) -> None:
-    """Stop an agent and every process it started."""
-    params: dict[str, Any] = {"name": name}
+def stop(
+    app: AppContext,
+    names: tuple[str, ...],
+    all_: bool,
+    template_filter: str | None,
+    status_filter: str | None,
+    stop_timeout: float | None,
+) -> None:
+    """Stop agents and every process they started (several names, --all, --template, --status)."""
+    from actantctl.commands import lifecycle
+    from actantctl.commands.lifecycle import Outcome
+
+    targets, single = _targets(app, names, all_, template_filter, status_filter)
+    params: dict[str, Any] = {}
     if stop_timeout is not None:
         params["timeoutSeconds"] = stop_timeout
     wait = LIFECYCLE_TIMEOUT if stop_timeout is None else stop_timeout + MARGIN
-    result = app.call("agent.stop", params, timeout=wait)
-    app.emit(result, f"stopped {name}")
+
+    def one(name: str) -> Outcome:
+        result = app.call("agent.stop", {"name": name, **params}, timeout=wait)
+        record = _agent_of(result)
+        return lifecycle.Outcome(name, True, f"stopped {name}", {"name": name, "ok": True, "agent": record,
+                                 "raw": result})  # fmt: skip
+
+    lifecycle.finish(app, "stop", targets, one, single=single, limit=stop_timeout)
 
 
 @agent.command()
-@NAME
+@NAMES
+@_selectors
 @json_option
 @pass_app
-def restart(app: AppContext, name: str) -> None:
-    """Stop an agent if it runs, then start it again."""
-    progress(f"restarting {name}…")
-    result = app.call("agent.restart", {"name": name}, timeout=LIFECYCLE_TIMEOUT)
-    app.emit(result, f"restarted {name} (pid {text(_agent_of(result).get('pid'))})")
+def restart(
+    app: AppContext, names: tuple[str, ...], all_: bool, template_filter: str | None, status_filter: str | None
+) -> None:
+    """Stop agents if they run, then start them again (several names, --all, --template, --status)."""
+    from actantctl.commands import lifecycle
+    from actantctl.commands.lifecycle import Outcome
+
+    targets, single = _targets(app, names, all_, template_filter, status_filter)
+    env = caller_env()
+
+    def one(name: str) -> Outcome:
+        result = app.call("agent.restart", {"name": name, "callerEnv": env}, timeout=LIFECYCLE_TIMEOUT)
+        pending = result.get("restartPending") is True
+        return lifecycle.start_outcome(name, _agent_of(result), waited=True, verb="restarted", restart_pending=pending)
+
+    lifecycle.finish(app, "restart", targets, one, single=single, limit=None)
 
 
 @agent.command()
@@ -178,47 +278,6 @@ def destroy(app: AppContext, name: str, force: bool) -> None:
         click.echo(f"destroyed {name}")
     else:
         click.echo(f"{name} does not exist")
-
-
-def _echo_lines(lines: Any) -> None:
-    for line in lines if isinstance(lines, list) else []:
-        click.echo(str(line).removesuffix("\n"))
-    sys.stdout.flush()
-
-
-@agent.command()
-@NAME
-@click.option("-n", "--lines", type=click.IntRange(min=0), help="How many of the last lines to show.")
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines as they are written (Ctrl-C to stop).")
-@click.option("--stderr", "use_stderr", is_flag=True, help="Show the agent's stderr instead of its stdout.")
-@json_option
-@pass_app
-def logs(app: AppContext, name: str, lines: int | None, follow: bool, use_stderr: bool) -> None:
-    """Print an agent's output log."""
-    stream_name = "stderr" if use_stderr else "stdout"
-    params: dict[str, Any] = {"name": name, "stream": stream_name}
-    if lines is not None:
-        params["lines"] = lines
-    if not follow:
-        result = app.call("agent.logs", params)
-        if app.json:
-            print_json(result)
-        else:
-            _echo_lines(result.get("lines"))
-        return
-    params["follow"] = True
-    with contextlib.suppress(KeyboardInterrupt):
-        stream = app.client().stream("agent.logs", params, "log")
-        first = stream.result if isinstance(stream.result, dict) else {}
-        if app.json:
-            print_json_line({"agent": name, "stream": stream_name, "lines": first.get("lines") or []})
-        else:
-            _echo_lines(first.get("lines"))
-        for note in stream:
-            if app.json:
-                print_json_line({k: v for k, v in note.items() if k != "subscription"})
-            else:
-                _echo_lines(note.get("lines"))
 
 
 @agent.command()
@@ -252,8 +311,10 @@ def detach(app: AppContext, name: str) -> None:
     app.emit(result, f"detached {name}")
 
 
-agent.add_command(agent_diff.diff)  # issue #12: `agent diff`, in its own module
-agent.add_command(agent_run.run)  # `agent run`, in its own module
-agent.add_command(agent_prompt.prompt)  # `agent prompt`, in its own module
-agent.add_command(agent_open.open_)  # `agent open`, in its own module
-agent.add_command(agent_env.env)  # `agent env` (issue #8), in its own module
+# Subcommands in their own modules, imported only when named (see AgentGroup).
+agent.lazy["diff"] = "actantctl.commands.agent_diff:diff"  # issue #12: `agent diff`
+agent.lazy["run"] = "actantctl.commands.agent_run:run"  # `agent run`
+agent.lazy["prompt"] = "actantctl.commands.agent_prompt:prompt"  # `agent prompt`
+agent.lazy["open"] = "actantctl.commands.agent_open:open_"  # `agent open`
+agent.lazy["logs"] = "actantctl.commands.agent_logs:logs"
+agent.lazy["env"] = "actantctl.commands.agent_env:env"  # `agent env` (issue #8)

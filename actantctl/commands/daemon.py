@@ -21,6 +21,7 @@ from actantctl.client import ClientError, ConnectionLost, DaemonNotRunning
 from actantctl.context import AppContext, json_option, pass_app
 from actantctl.output import Failure, print_json, text
 from actantctl.views import daemon_details
+from actantd.identity import read_identity
 from actantd.paths import Layout, default_configs, default_home
 
 if TYPE_CHECKING:
@@ -58,6 +59,47 @@ def daemon_argv(app: AppContext) -> list[str]:
 
 def _home(app: AppContext) -> Path:
     return app.home or default_home()
+
+
+def adopt_socket_owner(app: AppContext) -> str | None:
+    """Start the home this socket belongs to (``{socket}.home``, see actantd/identity.py), not the default one.
+
+    Only when the home was not chosen (no ``--home``, no ``ACTANT_HOME``); the same for configs. Returns the
+    note to show, or None when nothing was adopted.
+    """
+    if app.home is not None or os.environ.get("ACTANT_HOME"):
+        return None
+    owner = read_identity(app.socket)
+    if owner is None or not owner.home.is_dir():
+        return None
+    app.home = owner.home
+    if app.configs is None and not os.environ.get("ACTANT_CONFIGS") and owner.configs is not None:
+        app.configs = owner.configs
+    return f"using home {owner.home}, which {app.socket} belongs to (pass --home to choose another)"
+
+
+OUTPUT_MAX_BYTES = 1024 * 1024
+OUTPUT_BACKUPS = 3
+
+
+def rotate_output(home: Path, max_bytes: int = OUTPUT_MAX_BYTES, backups: int = OUTPUT_BACKUPS) -> bool:
+    """Keep ``actantd.out`` small: at each start, once it is over ``max_bytes``, shift it to ``.1`` .. ``.N``.
+
+    Only a starter rotates, while no daemon of this home writes the file (the caller found none answering),
+    so a plain rename is safe. Returns whether it rotated.
+    """
+    current = home / OUTPUT_FILE
+    try:
+        if current.stat().st_size <= max_bytes:
+            return False
+        for i in range(backups - 1, 0, -1):
+            older = home / f"{OUTPUT_FILE}.{i}"
+            if older.exists():
+                os.replace(older, home / f"{OUTPUT_FILE}.{i + 1}")
+        os.replace(current, home / f"{OUTPUT_FILE}.1")
+    except OSError:
+        return False
+    return True
 
 
 def _open_output(home: Path) -> IO[bytes] | None:
@@ -153,12 +195,17 @@ def start(app: AppContext, wait_seconds: float) -> None:
     """Start actantd in the background (does nothing if it is already running)."""
     answer = ping(app)
     started = answer is None
+    note = None
     if answer is None:
+        note = adopt_socket_owner(app)
+        rotate_output(_home(app))
         answer = _wait_until_up(app, _spawn(app), wait_seconds)
     if app.json:
-        print_json({"started": started, "socket": str(app.socket), **answer})
+        print_json({"started": started, "socket": str(app.socket), "home": str(_home(app)), **answer})
     elif started:
-        click.echo(f"started actantd (pid {text(answer.get('pid'))})")
+        if note:
+            click.echo(f"note: {note}", err=True)
+        click.echo(f"started actantd (pid {text(answer.get('pid'))}, home {_home(app)})")
     else:
         click.echo(f"actantd is already running (pid {text(answer.get('pid'))})")
 

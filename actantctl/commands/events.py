@@ -6,7 +6,6 @@ event falls between the two; events seen in both are printed once (by their jour
 
 from __future__ import annotations
 
-import contextlib
 import re
 import sys
 from datetime import UTC, datetime, timedelta
@@ -15,7 +14,7 @@ from typing import Any
 import click
 
 from actantctl.commands.completion import complete_agents
-from actantctl.context import AppContext, json_option, pass_app
+from actantctl.context import AppContext, json_stream_option, pass_app
 from actantctl.output import print_json_line
 from actantctl.views import event_line, event_table
 
@@ -51,7 +50,7 @@ def _clean(event: dict[str, Any]) -> dict[str, Any]:
 @click.option("--type", "types", multiple=True, help="Only events of this type (repeatable), e.g. transition.")
 @click.option("--since", callback=parse_since, help="Only events after this time (10m, 2h, 3d, or ISO-8601).")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many events.")
-@json_option
+@json_stream_option
 @pass_app
 def events(
     app: AppContext, follow: bool, agent: str | None, types: tuple[str, ...], since: str | None, limit: int | None
@@ -72,8 +71,8 @@ def events(
         items = result.get("events") or []
         app.emit(result, event_table(items) if items else "no events")
         return
-    with contextlib.suppress(KeyboardInterrupt):
-        stream = app.client().stream("events.subscribe", filters, "event")
+    stream = app.client().stream("events.subscribe", filters, "event")
+    try:
         last_id: int | None = None
         if since is not None or limit is not None:
             for event in app.call("events.query", query).get("events") or []:
@@ -84,6 +83,8 @@ def events(
             if last_id is not None and isinstance(event.get("id"), int) and event["id"] <= last_id:
                 continue
             _print_event(app, event)
+    finally:
+        stream.close()
 
 
 def _print_event(app: AppContext, event: dict[str, Any]) -> None:

@@ -155,3 +155,146 @@ def from_decode_error(file: str, data: bytes, err: Exception) -> ConfigIssue:
     except UnicodeDecodeError as exc:
         return ConfigIssue(file, "$", f"not UTF-8 text: {exc.reason}")
     return ConfigIssue(file, "$", f"invalid JSON: {err}")
+
+
+# --- every error of a document, not only the first -------------------------------------------------------
+
+MAX_ISSUES_PER_FILE = 20
+_MISSING_RE = re.compile(r"Object missing required field `(.+)`")
+_UNKNOWN_RE = re.compile(r"Object contains unknown field `(.+)`")
+
+
+def all_validation_errors(file: str, doc: Any, err: msgspec.ValidationError, schema: type[Any]) -> list[ConfigIssue]:
+    """Every schema error of ``doc``, in document order as msgspec meets them, not just the first.
+
+    msgspec stops at the first error; so each one is reported, then *repaired* in a scratch copy (an unknown
+    field dropped, a wrong value replaced by a stand-in of the expected type, a missing field filled in) and
+    the copy converted again, until it converts or nothing more can be repaired. The stand-ins never reach a
+    config: they exist only so the next error can be found.
+    """
+    import copy
+
+    root = mi.type_info(schema)
+    scratch = copy.deepcopy(doc)
+    issues: list[ConfigIssue] = []
+    seen: set[str] = set()
+    current: msgspec.ValidationError | None = err
+    while current is not None and len(issues) < MAX_ISSUES_PER_FILE:
+        issue = from_validation_error(file, current, schema)
+        if str(issue) in seen:
+            break  # a repair that did not take: stop rather than loop
+        seen.add(str(issue))
+        issues.append(issue)
+        if not _repair(scratch, root, str(current)):
+            break
+        try:
+            msgspec.convert(scratch, schema)
+        except msgspec.ValidationError as exc:
+            current = exc
+        else:
+            current = None
+    return issues
+
+
+def _repair(doc: Any, root: mi.Type, error: str) -> bool:
+    match = _AT_RE.match(error)
+    assert match is not None
+    msg, path = match.group("msg"), match.group("path") or "$"
+    container, key = _locate(doc, path)
+    unknown = _UNKNOWN_RE.fullmatch(msg)
+    missing = _MISSING_RE.fullmatch(msg)
+    target = _get(doc, path)
+    if unknown:
+        if isinstance(target, dict):
+            target.pop(unknown.group(1), None)
+            return True
+        return False
+    if missing:
+        if not isinstance(target, dict):
+            return False
+        field_type = next((f.type for f in _fields(_walk(root, path)) if f.encode_name == missing.group(1)), None)
+        if field_type is None:
+            return False
+        target[missing.group(1)] = _stand_in(field_type)
+        return True
+    if container is None:
+        return False
+    expected = _walk(root, path)
+    stand_in = _stand_in(expected) if expected is not None else None
+    if stand_in is not None:
+        container[key] = stand_in
+        return True
+    if isinstance(container, dict) and isinstance(key, str):
+        parent = _walk(root, path.rsplit(".", 1)[0] if "." in path else "$")
+        if next((not f.required for f in _fields(parent) if f.encode_name == key), False):
+            del container[key]  # the field's default stands in
+            return True
+    return False
+
+
+def _fields(t: mi.Type | None) -> tuple[mi.Field, ...]:
+    return t.fields if isinstance(t, mi.StructType) else ()
+
+
+def _tokens(path: str) -> list[str | int]:
+    out: list[str | int] = []
+    for match in _TOKEN_RE.finditer(path, 1):
+        if match.group(1) is not None:
+            out.append(match.group(1))
+        elif match.group(2) is not None:
+            out.append(int(match.group(2)))
+        else:
+            out.append(match.group(3).strip("'\""))
+    return out
+
+
+def _get(doc: Any, path: str) -> Any:
+    node = doc
+    for token in _tokens(path):
+        try:
+            node = node[token]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def _locate(doc: Any, path: str) -> tuple[Any, str | int | None]:
+    tokens = _tokens(path)
+    if not tokens:
+        return None, None
+    parent = doc
+    for token in tokens[:-1]:
+        try:
+            parent = parent[token]
+        except (KeyError, IndexError, TypeError):
+            return None, None
+    last = tokens[-1]
+    if isinstance(parent, dict) and isinstance(last, str) and last in parent:
+        return parent, last
+    if isinstance(parent, list) and isinstance(last, int) and 0 <= last < len(parent):
+        return parent, last
+    return None, None
+
+
+def _stand_in(t: mi.Type) -> Any:
+    """Some value msgspec accepts for ``t``: the first literal, an empty container, a struct's required fields."""
+    t = _strip(t)
+    if isinstance(t, mi.LiteralType):
+        return t.values[0]
+    if isinstance(t, mi.UnionType):
+        return _stand_in(next(x for x in t.types if not isinstance(x, mi.NoneType)))
+    if isinstance(t, mi.StructType):
+        return {f.encode_name: _stand_in(f.type) for f in t.fields if f.required}
+    if isinstance(t, mi.ListType | mi.VarTupleType | mi.SetType | mi.FrozenSetType):
+        return []
+    if isinstance(t, mi.DictType):
+        return {}
+    if isinstance(t, mi.BoolType):
+        return False
+    if isinstance(t, mi.IntType):
+        return max(1, t.ge or 0, (t.gt or 0) + 1)
+    if isinstance(t, mi.FloatType):
+        return float(max(1, t.ge or 0, (t.gt or 0) + 1))
+    if isinstance(t, mi.StrType):
+        return "x" * max(1, t.min_length or 0)
+    return None

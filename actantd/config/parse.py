@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import msgspec
 
-from actantd.config.issues import ConfigIssue, from_decode_error, from_validation_error
+from actantd.config.issues import ConfigIssue, all_validation_errors, from_decode_error
 from actantd.config.migrations.steps import CURRENT_VERSION, is_migratable, is_newer, parse_version
 from actantd.config.schema import KIND_TYPES, Config, Kind
 
@@ -106,7 +106,9 @@ def parse_bytes(data: bytes, file: str, stem: str, kind: Kind | None) -> tuple[P
     try:
         config = msgspec.convert(doc, schema)
     except msgspec.ValidationError as exc:
-        return None, [from_validation_error(file, exc, schema)]
+        issues = all_validation_errors(file, doc, exc, schema)  # every error, not only the first
+        named = name_issue(file, doc["name"], stem) if isinstance(doc.get("name"), str) else None
+        return None, issues + ([named] if named is not None else [])
     issue = name_issue(file, config.name, stem)
     if issue is not None:
         return None, [issue]

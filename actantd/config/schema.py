@@ -260,6 +260,9 @@ class Backend(ConfigBase, kw_only=True, frozen=True):
     for the id the last run reported (without it, the CLI's own "latest session in this workspace" is used)."""
     protocol: Literal["acp"] | None = None
     """``"acp"``: the ``service`` argv speaks the Agent Client Protocol on stdin/stdout (``agent prompt``)."""
+    start_check_seconds: float | None = None
+    """How long ``agent start`` watches for an early exit (default: the template's minUptimeSeconds, at
+    most 1 s); Node-based CLIs need longer to fail (a missing login, a bad flag)."""
 
     def __post_init__(self) -> None:
         if self.run is not None and not any("{prompt}" in arg for arg in self.run):

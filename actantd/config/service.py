@@ -58,7 +58,7 @@ class ConfigService:
             }
             item.update(_extra(config))
             out.append(item)
-        return out
+        return _with_problems(registry, k, out)
 
     def get(self, kind: str, name: str) -> tuple[Config, str | None]:
         k = _kind(kind)
@@ -129,3 +129,28 @@ def _extra(config: Config) -> dict[str, Any]:
     if isinstance(config, McpServer):
         return {"transport": config.type or "stdio", "command": config.command, "url": config.url}
     return {}
+
+
+def _with_problems(registry: Registry, kind: Kind, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mark configs whose file is currently invalid (``problems``), so a list never hides a broken file.
+
+    A file that fails to load but whose last good version is still in force keeps its entry, marked; a file
+    with no good version, or a template left out for a broken reference, gets an entry of its own.
+    """
+    by_name = {item["name"]: item for item in items}
+    broken: dict[str, list[str]] = {}
+    for (k, stem), issues in registry.invalid.items():
+        if k == kind:
+            broken.setdefault(stem, []).extend(str(i) for i in issues)
+    if kind == "template":
+        for name, issues in registry.unresolved.items():
+            broken.setdefault(name, []).extend(str(i) for i in issues)
+    for name, problems in broken.items():
+        item = by_name.get(name)
+        if item is None:
+            item = by_name[name] = {"name": name, "description": None, "file": problems[0].split(": ", 1)[0]}
+            items.append(item)
+        else:
+            item["inForce"] = "last good version"
+        item["problems"] = problems
+    return sorted(items, key=lambda item: str(item["name"]))

@@ -11,6 +11,7 @@ Loading never raises for anything a user can write into the folder: every proble
 
 from __future__ import annotations
 
+import difflib
 import os
 import shutil
 import tempfile
@@ -93,7 +94,10 @@ def _check_template(
             if (ref.kind, ref.name) in invalid:
                 errors.append(ConfigIssue(file, ref.path, f"{label} '{ref.name}' failed to load"))
             else:
-                errors.append(ConfigIssue(file, ref.path, f"unknown {label} '{ref.name}'"))
+                known = list(lookup.get(ref.kind, {})) + [n for k, n in invalid if k == ref.kind]
+                close = difflib.get_close_matches(ref.name, known, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                errors.append(ConfigIssue(file, ref.path, f"unknown {label} '{ref.name}'{hint}"))
         elif (ref.kind, ref.name) in seen:
             warnings.append(ConfigIssue(file, ref.path, f"{label} '{ref.name}' is listed more than once"))
         seen.add((ref.kind, ref.name))

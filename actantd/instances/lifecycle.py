@@ -172,12 +172,13 @@ class Lifecycle:
 
     # -- start, stop, attach, detach -----------------------------------------------------------------------
 
-    async def start(self, name: str, wait: bool = True) -> InstanceRecord:
+    async def start(self, name: str, wait: bool = True, caller_env: dict[str, str] | None = None) -> InstanceRecord:
         self._refuse_if_shutting_down(name)
         async with self.lock(name):
             self._refuse_if_shutting_down(name)
             record = self.get(name)
             proc = self.process(name)
+            self.remember_caller_env(name, caller_env)
             if record.status is S.RUNNING or (record.status is S.STARTING and proc.is_live):
                 return record  # idempotent
             if record.status is S.STOPPING:
@@ -202,10 +203,19 @@ class Lifecycle:
                 return record  # idempotent
             return await self.process(name).terminate(record, "stop requested", timeout)
 
-    async def restart(self, name: str) -> InstanceRecord:
+    async def restart(self, name: str, caller_env: dict[str, str] | None = None) -> InstanceRecord:
         self._refuse_if_shutting_down(name)
         await self.stop(name)
-        return await self.start(name)
+        return await self.start(name, caller_env=caller_env)
+
+    def remember_caller_env(self, name: str, env: dict[str, str] | None) -> None:
+        """Launches of ``name`` (policy restarts included) use this client's PATH and locale from now on."""
+        if env:
+            self.process(name).caller_env = {str(k): str(v) for k, v in env.items()}
+
+    def backend_of(self, record: InstanceRecord) -> str | None:
+        template = self.template(record)
+        return template.backend if template is not None else None
 
     async def attach(self, name: str, pid: int) -> InstanceRecord:
         info = exits.describe_pid(pid)

@@ -95,6 +95,8 @@ class AgentProcess:
         self.attached = False
         self.stop_requested = False
         """Set by a stop, cleared by a launch: an exit it caused is never reported as a failed start."""
+        self.caller_env: dict[str, str] = {}
+        """The PATH and locale of the last client that created or started this agent (not persisted)."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self.acp: AcpSession | None = None
         """The live ACP session when the backend speaks ACP on stdio (``"protocol": "acp"``)."""
@@ -124,7 +126,10 @@ class AgentProcess:
         try:
             resolved = owner.resolve(record.template_ref)
             instance_env = secret_env.launch_env(record, owner.layout)
-            spec = build_launch_spec(record, resolved, owner.layout, python=owner.python, instance_env=instance_env)
+            spec = build_launch_spec(
+                record, resolved, owner.layout, python=owner.python, instance_env=instance_env,
+                caller_env=self.caller_env,
+            )  # fmt: skip
         except ActantError as exc:
             if record.status is S.RESTARTING:
                 await owner.transition(record, S.FAILED, exc.message)
@@ -203,35 +208,63 @@ class AgentProcess:
         owner.event("acp", name, event="sessionReady", sessionId=session_id, resumed=session.resumed,
                     agentInfo=session.agent_info, loadSession=loads)  # fmt: skip
 
-    async def wait_for_early_exit(self, record: InstanceRecord) -> None:
-        """Wait briefly for an immediate crash so ``agent start`` can report it with the stderr tail.
+    def start_check_seconds(self, record: InstanceRecord) -> float:
+        """How long ``agent start`` watches for an early exit: the backend's ``startCheckSeconds`` when set
+        (Node-based CLIs take a second or more to fail), else ``minUptimeSeconds`` capped at 1 s."""
+        owner = self._owner
+        template = owner.template(record)
+        if template is None:
+            return 0.0
+        with contextlib.suppress(ActantError):
+            backend = owner.resolve(record.template_ref).backend
+            configured = getattr(backend, "start_check_seconds", None)
+            if isinstance(configured, int | float):
+                return float(configured)
+        return min(template.restart.min_uptime_seconds, START_GRACE_MAX)
 
-        Called without the lock (the exit handler needs it to record the crash)."""
+    async def wait_for_early_exit(self, record: InstanceRecord) -> None:
+        """Wait briefly for an early exit so ``agent start`` reports it, with the last log lines.
+
+        Called without the lock (the exit handler needs it to record the exit). A failing exit raises
+        :class:`AgentLaunch` saying whether the restart policy will retry; a clean exit (code 0) returns once
+        it is recorded, so the caller reports the program as exited, never as started.
+        """
         fut = self.exit_future
-        template = self._owner.template(record)
-        if fut is None or template is None:
+        if fut is None or self._owner.template(record) is None:
             return
-        grace = min(template.restart.min_uptime_seconds, START_GRACE_MAX)
         try:
-            info = await asyncio.wait_for(asyncio.shield(fut), grace)
+            info = await asyncio.wait_for(asyncio.shield(fut), self.start_check_seconds(record))
         except TimeoutError:
             return
-        if info.code == 0:
-            return
-        # Let the exit handler record the crash first, so the error reflects the persisted state.
+        # Let the exit handler record the exit first, so the answer reflects the persisted state.
         await asyncio.sleep(0)
         async with self._owner.lock(self.name):
             current = self._owner.current(self.name)
         if self.stop_requested or self.exit_future is not fut:
             return  # stopped (or restarted) on purpose meanwhile: not a failed start
-        tail = logs.tail_lines(self._owner.layout.log_file(self.name, "stderr"), 10)
-        raise AgentLaunch(
-            f"agent {self.name!r} exited right after start ({info.describe()})",
-            agent=self.name,
-            reason=info.describe(),
-            status=current.status.value if current else None,
-            stderrTail=tail,
-        )
+        if info.code == 0:
+            return
+        layout = self._owner.layout
+        tail = logs.tail_lines(layout.log_file(self.name, "stderr"), 10)
+        context: dict[str, Any] = {"agent": self.name, "reason": info.describe(), "stderrTail": tail}
+        if not tail:  # some CLIs report on stdout (Claude Code's "Not logged in" in stream-json)
+            context["stdoutTail"] = logs.tail_lines(layout.log_file(self.name, "stdout"), 10)
+        status = current.status if current is not None else None
+        context["status"] = status.value if status is not None else None
+        context["willRetry"] = status is S.RESTARTING
+        if status is S.FAILED and current is not None:
+            context["policyReason"] = current.reason
+        elif status is S.CRASHED and self._policy(record) == "Never":
+            context["policyReason"] = "restart policy is Never"
+        raise AgentLaunch(f"agent {self.name!r} exited right after start ({info.describe()})", **context)
+
+    def _policy(self, record: InstanceRecord) -> str | None:
+        template = self._owner.template(record)
+        return str(template.restart.policy) if template is not None else None
+
+    @property
+    def restart_pending(self) -> bool:
+        return self.restart_task is not None and not self.restart_task.done()
 
     def adopt(self, record: InstanceRecord, *, supervise: bool = True) -> None:
         """Watch a process a previous daemon started (same pid and create time); ``supervise`` also restores
@@ -305,7 +338,9 @@ class AgentProcess:
                 )
                 self.schedule_restart(decision.delay_seconds, S.RESTARTING)
             elif decision.give_up:
-                await owner.transition(record, S.FAILED, f"{decision.reason} (last: {what})")
+                # The decision already names the last exit; only a health verdict adds what it saw.
+                reason = decision.reason if self.health_failure is None else f"{decision.reason}; {what}"
+                await owner.transition(record, S.FAILED, reason)
 
     async def kill_leftovers(self, record: InstanceRecord) -> None:
         """Descendants an exited agent left behind (daemonized helpers) must not outlive it.

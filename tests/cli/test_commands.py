@@ -81,11 +81,11 @@ def test_agent_list_table_and_filters(fake: FakeDaemon) -> None:
     fake.answer("agent.list", {"agents": [record(), record("scratch", "Stopped", None, restartCount=0)]})
     result = run(fake, "agent", "list", "--status", "running", "--template", "code-reviewer")
     assert result.exit_code == 0, result.stderr
-    assert fake.params("agent.list") == [{"status": "Running", "template": "code-reviewer"}]
+    assert fake.params("agent.list") == [{"status": "Running", "template": "code-reviewer", "live": True}]
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "STATUS", "TEMPLATE", "PID", "UPTIME", "RESTARTS"]
-    assert lines[1].split() == ["reviewer", "Running", "code-reviewer", "1234", "1h", "2m", "2"]
-    assert lines[2].split() == ["scratch", "Stopped", "code-reviewer", "-", "-", "0"]
+    assert lines[0].split() == ["NAME", "STATUS", "TEMPLATE", "BACKEND", "PID", "UPTIME", "CPU", "MEM", "RESTARTS"]
+    assert lines[1].split() == ["reviewer", "Running", "code-reviewer", "-", "1234", "1h", "2m", "-", "-", "2"]
+    assert lines[2].split() == ["scratch", "Stopped", "code-reviewer", "-", "-", "-", "-", "-", "0"]
     # aligned: every row's STATUS column starts at the same offset
     assert len({line.index(word) for line, word in zip(lines, ["STATUS", "Running", "Stopped"], strict=True)}) == 1
 
@@ -142,7 +142,7 @@ def test_agent_create_sends_absolute_workdir_and_env(
         fake, "agent", "create", "reviewer", "-t", "code-reviewer", "--work-dir", "repo", "-e", "A=1", "--env", "B=x=y"
     )
     assert result.exit_code == 0, result.stderr
-    assert fake.params("agent.create") == [
+    assert [{k: v for k, v in p.items() if k != "callerEnv"} for p in fake.params("agent.create")] == [
         {
             "name": "reviewer",
             "template": "code-reviewer",
@@ -175,7 +175,8 @@ def test_agent_start_waits_by_default(fake: FakeDaemon) -> None:
     assert result.stderr == ""  # progress only on a terminal
     result = run(fake, "agent", "start", "reviewer", "--no-wait")
     assert result.stdout == "starting reviewer (Starting)\n"
-    assert fake.params("agent.start") == [{"name": "reviewer", "wait": True}, {"name": "reviewer", "wait": False}]
+    sent = [{k: v for k, v in p.items() if k != "callerEnv"} for p in fake.params("agent.start")]
+    assert sent == [{"name": "reviewer", "wait": True}, {"name": "reviewer", "wait": False}]
 
 
 def test_agent_start_launch_failure_shows_stderr_tail(fake: FakeDaemon) -> None:
@@ -248,7 +249,8 @@ def test_logs(fake: FakeDaemon) -> None:
     result = run(fake, "agent", "logs", "reviewer", "-n", "2", "--stderr")
     assert result.stdout == "one\ntwo\n"
     assert fake.params("agent.logs") == [{"name": "reviewer", "stream": "stderr", "lines": 2}]
-    assert json.loads(run(fake, "agent", "logs", "reviewer", "--json").stdout) == {"lines": ["one", "two\n"]}
+    doc = json.loads(run(fake, "agent", "logs", "reviewer", "--json").stdout)
+    assert doc == {"agent": "reviewer", "stdout": ["one", "two\n"], "stderr": ["one", "two\n"]}
 
 
 def test_logs_follow(fake: FakeDaemon) -> None:
@@ -257,12 +259,12 @@ def test_logs_follow(fake: FakeDaemon) -> None:
     fake.push_after(
         "agent.logs", [("log", {**note, "lines": ["new 1", "new 2"]}), ("log", {**note, "lines": ["new 3"]})]
     )
-    result = run(fake, "agent", "logs", "-f", "reviewer")
+    result = run(fake, "agent", "logs", "-f", "reviewer", "--stdout")
     assert result.exit_code == 0
     assert result.stdout == "old\nnew 1\nnew 2\nnew 3\n"
-    assert fake.params("agent.logs") == [{"name": "reviewer", "stream": "stdout", "follow": True}]
+    assert fake.params("agent.logs") == [{"name": "reviewer", "stream": "stdout", "lines": 50, "follow": True}]
 
-    result = run(fake, "agent", "logs", "-f", "reviewer", "--json")
+    result = run(fake, "agent", "logs", "-f", "reviewer", "--json", "--stdout")
     docs = [json.loads(line) for line in result.stdout.splitlines()]
     assert docs == [
         {"agent": "reviewer", "stream": "stdout", "lines": ["old"]},

@@ -60,7 +60,7 @@ def test_start_spawns_waits_and_stop_waits(paths: tuple[Path, Path]) -> None:
     result = run(paths, "daemon", "start")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("started actantd (pid ")
-    pid = int(result.stdout.split("pid ")[1].rstrip(")\n"))
+    pid = int(result.stdout.split("pid ")[1].split(",")[0].rstrip(")\n"))
     assert f"fake actantd {pid} listening" in (paths[0] / "actantd.out").read_text()
     assert json.loads(run(paths, "daemon", "status", "--json").stdout)["pid"] == pid
 

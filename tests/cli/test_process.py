@@ -17,8 +17,8 @@ from tests.helpers import with_default_signals
 
 HEAVY = ("msgspec", "uvloop", "psutil", "watchfiles", "asyncio", "sqlite3")
 """Modules the client must never load: the daemon's dependencies, plus stdlib packages it has no use for."""
-ALLOWED_ACTANTD = {"actantd", "actantd.paths", "actantd.errors", "actantd.limits", "actantd.instances",
-                   "actantd.instances.state"}  # fmt: skip
+ALLOWED_ACTANTD = {"actantd", "actantd.paths", "actantd.errors", "actantd.limits", "actantd.identity",
+                   "actantd.instances", "actantd.instances.state"}  # fmt: skip
 """The stdlib-only daemon modules the CLI shares (tests/test_architecture.py checks they stay stdlib-only)."""
 CTL = [sys.executable, "-m", "actantctl"]
 
@@ -129,7 +129,7 @@ def test_events_follow_until_ctrl_c(fake: FakeDaemon) -> None:
     finally:
         proc.kill()
         proc.wait()
-    assert proc.returncode == 0, stderr
+    assert proc.returncode == 130, stderr  # Ctrl-C: 128 + SIGINT
     assert "Traceback" not in stderr
 
 

@@ -148,7 +148,9 @@ def test_unknown_reference_error_is_exact_and_template_is_excluded(tmp_path: Pat
     write_doc(tmp_path, "templates/code-reviewer.json", doc)
     result = load_registry(tmp_path)
     errors, _ = strs(result)
-    assert errors == ["templates/code-reviewer.json: $.skills[1]: unknown skill 'code-reveiw'"]
+    assert errors == [
+        "templates/code-reviewer.json: $.skills[1]: unknown skill 'code-reveiw' (did you mean 'code-review'?)"
+    ]
     assert "code-reviewer" not in result.registry.templates
     with pytest.raises(ComponentReference) as exc_info:
         result.registry.resolve("code-reviewer")

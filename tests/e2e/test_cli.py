@@ -282,7 +282,7 @@ def test_agent_lifecycle_with_json(d: InProcessDaemon) -> None:
     assert js(sock, "agent", "list", "--status", "running")["agents"][0]["name"] == "demo"
     assert js(sock, "agent", "list", "--status", "Stopped")["agents"] == []
 
-    logs = js(sock, "agent", "logs", "demo", "-n", "5")["lines"]
+    logs = js(sock, "agent", "logs", "demo", "-n", "5", "--stdout")["lines"]
     assert any("demo agent 'demo' started" in line for line in logs), logs
 
     restarted = js(sock, "agent", "restart", "demo")["agent"]
@@ -312,9 +312,9 @@ def test_agent_lifecycle_tables(d: InProcessDaemon) -> None:
     pid = int(match[1])
 
     table = rows(ok(sock, "agent", "list"))
-    assert table[0] == ["NAME", "STATUS", "TEMPLATE", "PID", "UPTIME", "RESTARTS"]
-    assert table[1][0] == "idle" and table[1][1:4] == ["Ready", "sleeper", "-"]  # sorted by name
-    assert table[2][:4] == ["web", "Running", "demo", str(pid)] and table[2][5] == "0"
+    assert table[0] == ["NAME", "STATUS", "TEMPLATE", "BACKEND", "PID", "UPTIME", "CPU", "MEM", "RESTARTS"]
+    assert table[1][0] == "idle" and table[1][1:5] == ["Ready", "sleeper", "custom", "-"]  # sorted by name
+    assert table[2][:5] == ["web", "Running", "demo", "custom", str(pid)] and table[2][-1] == "0"
 
     sheet = dict(re.split(r":\s+", line, maxsplit=1) for line in ok(sock, "agent", "status", "web").splitlines())
     assert sheet["name"] == "web" and sheet["status"] == "Running" and sheet["pid"] == str(pid)
@@ -438,7 +438,7 @@ def test_events_follow_streams_json_lines_while_an_agent_starts(d: InProcessDaem
         assert ids == sorted(set(ids))  # nothing printed twice, in order
     finally:
         code = follower.stop(signal.SIGINT)
-    assert code == 0, follower.stderr()
+    assert code == 130, follower.stderr()  # Ctrl-C: 128 + SIGINT
 
 
 def test_agent_logs_follow(d: InProcessDaemon) -> None:
@@ -446,7 +446,7 @@ def test_agent_logs_follow(d: InProcessDaemon) -> None:
     ok(sock, "agent", "create", "chatty", "-t", "demo", *FAST_DEMO)
     ok(sock, "agent", "start", "chatty")
 
-    follower = Lines(sock, "agent", "logs", "-f", "chatty", "-n", "1")
+    follower = Lines(sock, "agent", "logs", "-f", "chatty", "-n", "1", "--stdout")
     try:
         first = follower.next()
         assert "demo agent 'chatty'" in first
@@ -456,7 +456,7 @@ def test_agent_logs_follow(d: InProcessDaemon) -> None:
         code = follower.stop(signal.SIGTERM)
     assert code in (0, -signal.SIGTERM)
 
-    follower = Lines(sock, "--json", "agent", "logs", "-f", "chatty", "-n", "1")
+    follower = Lines(sock, "--json", "agent", "logs", "-f", "chatty", "-n", "1", "--stdout")
     try:
         head = json.loads(follower.next())
         assert head["agent"] == "chatty" and head["stream"] == "stdout" and len(head["lines"]) == 1
@@ -468,7 +468,7 @@ def test_agent_logs_follow(d: InProcessDaemon) -> None:
         assert "got SIGTERM; goodbye" in json.loads(goodbye[-1])["lines"][-1]
     finally:
         code = follower.stop(signal.SIGINT)
-    assert code == 0, follower.stderr()
+    assert code == 130, follower.stderr()  # Ctrl-C: 128 + SIGINT
 
 
 # ----------------------------------------------------------------------------------------- daemon start/stop
@@ -481,7 +481,7 @@ def test_daemon_start_spawns_a_detached_daemon_and_stop_ends_everything(short_tm
     try:
         assert ctl(sock, "daemon", "status").returncode == 3
         out = ok(sock, *where, "daemon", "start").strip()
-        match = re.fullmatch(r"started actantd \(pid (\d+)\)", out)
+        match = re.fullmatch(rf"started actantd \(pid (\d+), home {re.escape(str(home))}\)", out)
         assert match is not None, out
         pid = int(match[1])
         pids.append(pid)

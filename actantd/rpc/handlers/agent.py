@@ -33,12 +33,16 @@ class CreateP(Params):
     repo: str | None = None
     branch: str | None = None
     base: str | None = None
+    caller_env: dict[str, str] | None = None
+    """The client's PATH and locale (actantctl/environment.py), used for this agent's launches."""
 
 
 class ListP(Params):
     status: str | None = None
     template: str | None = None
     wide: bool = False
+    live: bool = False
+    """Add each agent's ``live`` figures (cpu, RSS, uptime) and ``backend``: what a table shows."""
 
 
 class DiffP(Params):
@@ -49,6 +53,12 @@ class DiffP(Params):
 class StartP(Params):
     name: str
     wait: bool = True
+    caller_env: dict[str, str] | None = None
+
+
+class RestartP(Params):
+    name: str
+    caller_env: dict[str, str] | None = None
 
 
 class StopP(Params):
@@ -107,13 +117,22 @@ class AttachP(Params):
 async def create(svc: Services, p: CreateP, ctx: CallContext) -> Any:
     warnings: list[str] = []
     m = svc.manager
+    before = m.records.get(p.name)
     record = await m.create(p.name, p.template, p.work_dir, p.overrides, p.repo, p.branch, p.base, warnings)
-    return {"agent": results.agent(record), "warnings": warnings}
+    m.remember_caller_env(p.name, p.caller_env)
+    # An identical repeat returns the existing record unchanged: say so, so the client can.
+    return {"agent": results.agent(record), "warnings": warnings, "created": record is not before}
 
 
 @METHODS.method("agent.list", params=ListP)
 async def list_(svc: Services, p: ListP, ctx: CallContext) -> Any:
-    agents = results.agent_list(svc.manager.records.values(), p.status, p.template)
+    m = svc.manager
+    agents = results.agent_list(m.records.values(), p.status, p.template)
+    if p.live:
+        for item in agents:
+            record = m.records.get(item["name"])
+            if record is not None:
+                item.update(live=results.live(m.live(record)), backend=m.backend_of(record))
     if p.wide:  # git runs per worktree agent: only when asked for (`agent list -o wide`), off the loop
         await asyncio.to_thread(_add_worktrees, svc, agents)
     return {"agents": agents}
@@ -132,6 +151,7 @@ async def status(svc: Services, p: NameP, ctx: CallContext) -> Any:
     record = m.get(p.name)
     figures = m.live(record)
     out = results.agent_status(record, figures, svc.layout.log_dir(p.name), m.workspace(record))
+    out["backend"] = m.backend_of(record)
     if record.repo is not None:  # a worktree's branch, ahead/behind and changes: git, so off the loop
         out["worktree"] = await asyncio.to_thread(m.worktree_status, record)
     out["acp"] = m.acp_status(p.name)  # the live ACP session of an agent that speaks ACP, else None
@@ -145,7 +165,8 @@ async def diff(svc: Services, p: DiffP, ctx: CallContext) -> Any:
 
 @METHODS.method("agent.start", params=StartP, mutating=True)
 async def start(svc: Services, p: StartP, ctx: CallContext) -> Any:
-    return {"agent": results.agent(await svc.manager.start(p.name, wait=p.wait))}
+    record = await svc.manager.start(p.name, wait=p.wait, caller_env=p.caller_env)
+    return {"agent": results.agent(record), "restartPending": svc.manager.process(p.name).restart_pending}
 
 
 @METHODS.method("agent.stop", params=StopP, mutating=True)
@@ -153,9 +174,10 @@ async def stop(svc: Services, p: StopP, ctx: CallContext) -> Any:
     return {"agent": results.agent(await svc.manager.stop(p.name, p.timeout_seconds))}
 
 
-@METHODS.method("agent.restart", params=NameP, mutating=True)
-async def restart(svc: Services, p: NameP, ctx: CallContext) -> Any:
-    return {"agent": results.agent(await svc.manager.restart(p.name))}
+@METHODS.method("agent.restart", params=RestartP, mutating=True)
+async def restart(svc: Services, p: RestartP, ctx: CallContext) -> Any:
+    record = await svc.manager.restart(p.name, p.caller_env)
+    return {"agent": results.agent(record), "restartPending": svc.manager.process(p.name).restart_pending}
 
 
 @METHODS.method("agent.destroy", params=DestroyP, mutating=True)
