@@ -70,9 +70,6 @@ class Manager(Lifecycle):
         return await talk.run_once(self, self.runs, name, prompt, timeout, continue_session=continue_session,
                                    on_line=on_line)  # fmt: skip
 
-    def open_info(self, name: str) -> dict[str, Any]:
-        return talk.open_info(self, name)
-
     async def prompt(
         self, name: str, text: str, *, timeout: float | None = None, permission_timeout: float | None = None,
         on_update: OnUpdate | None = None, on_permission: OnPermission | None = None,

@@ -1,9 +1,10 @@
 """Giving an instance work: one-shot runs, the interactive open, and prompts to its live ACP session.
 
 The executors live elsewhere (:mod:`actantd.runs` for runs, :mod:`actantd.acp` for sessions, the CLI for
-``open``); this module decides what may happen to which instance and builds what they execute from the
-instance's launch spec (:func:`actantd.launch.build_launch_spec` with ``mode="run"`` / ``"open"``), so a run
-or an open gets exactly the environment and working directory the agent's service would.
+``open``, which takes ``agent.launchSpec`` with ``mode="open"`` and is refused by ``agent.attach`` while the
+instance is active); this module decides what may happen to which instance and builds what a run executes
+from the instance's launch spec (:func:`actantd.launch.build_launch_spec` with ``mode="run"``), so a run gets
+exactly the environment and working directory the agent's service would.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import msgspec
 
 from actantd.acp.session import DEFAULT_PERMISSION_TIMEOUT, AcpSession, OnPermission, OnUpdate
-from actantd.errors import AcpError, AgentAlreadyRunning, DaemonBusy, InvalidParams, NotSupported
+from actantd.errors import AcpError, DaemonBusy, InvalidParams, NotSupported
 from actantd.instances.lifecycle import Lifecycle
 from actantd.instances.state import ACTIVE
 from actantd.launch import build_launch_spec
@@ -70,21 +71,6 @@ async def run_once(
         continued=continue_session, install_hint=backend.install, on_line=on_line, on_session=keep_session,
     )  # fmt: skip
     return outcome.wire()
-
-
-def open_info(lc: Lifecycle, name: str) -> dict[str, Any]:
-    """``agent open``: what the CLI runs in the user's terminal; refused while the instance is active.
-
-    ``env`` holds only what the launch spec adds (backend and template env, overrides, ``ACTANT_*``): the
-    CLI puts it on top of the user's own environment, not the daemon's."""
-    record = lc.get(name)
-    if record.status in ACTIVE:
-        what = f"open in a terminal (pid {record.pid})" if record.attached else f"running (pid {record.pid})"
-        raise AgentAlreadyRunning(f"agent {name!r} is already {what}; one process per agent", agent=name,
-                                  pid=record.pid)  # fmt: skip
-    launch = build_launch_spec(record, lc.resolve(record.template_ref), lc.layout, mode="open", python=lc.python,
-                               base_env={})  # fmt: skip
-    return {"argv": list(launch.argv), "env": dict(launch.env), "cwd": str(launch.cwd), "mode": "open"}
 
 
 def acp_session(lc: Lifecycle, name: str) -> AcpSession:

@@ -228,12 +228,6 @@ async def detach(svc: Services, p: NameP, ctx: CallContext) -> Any:
     return {"agent": results.agent(await svc.manager.detach(p.name))}
 
 
-@METHODS.method("agent.openInfo", params=NameP)
-async def open_info(svc: Services, p: NameP, ctx: CallContext) -> Any:
-    """``{argv, env, cwd}`` of the backend's interactive command; the CLI runs it in the user's terminal."""
-    return svc.manager.open_info(p.name)
-
-
 @METHODS.method("agent.launchSpec", params=LaunchSpecP)
 async def launch_spec(svc: Services, p: LaunchSpecP, ctx: CallContext) -> Any:
     """How Actant would start the agent in ``mode``: argv, cwd and only the env Actant adds to its own; the
