@@ -54,7 +54,10 @@ class Manager(Lifecycle):
         return workspaces.diff(self, name, stat)
 
     async def process_ended(self, name: str) -> None:
-        await workspaces.end_ephemeral(self, name)
+        if self.runs.busy(name):
+            return  # a run works in the workspace; its end applies the policy (talk.run_once)
+        with self.runs.hold(name, "removing its ephemeral workspace"):
+            await workspaces.end_ephemeral(self, name)
 
     # -- giving an agent work (actantd/instances/talk.py) ---------------------------------------------
 

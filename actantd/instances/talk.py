@@ -16,6 +16,7 @@ import msgspec
 
 from actantd.acp.session import DEFAULT_PERMISSION_TIMEOUT, AcpSession, OnPermission, OnUpdate
 from actantd.errors import AcpError, DaemonBusy, InvalidParams, NotSupported
+from actantd.instances import workspaces
 from actantd.instances.lifecycle import Lifecycle
 from actantd.instances.state import ACTIVE
 from actantd.launch import build_launch_spec
@@ -70,7 +71,12 @@ async def run_once(
         output=output_format(backend.run_output, backend.materializer), timeout=timeout,
         continued=continue_session, install_hint=backend.install, on_line=on_line, on_session=keep_session,
     )  # fmt: skip
-    return outcome.wire()
+    result = outcome.wire()
+    # A one-shot run is the end of an Ephemeral instance's work (unless its service still runs): its workspace
+    # goes now, its branch stays. No await since the run let go of the instance, so no other run got in.
+    with runs.hold(name, "removing its ephemeral workspace"):
+        result["ephemeral"] = await workspaces.end_ephemeral(lc, name, after_run=True)
+    return result
 
 
 def acp_session(lc: Lifecycle, name: str) -> AcpSession:
