@@ -15,6 +15,7 @@ from actantd.acp.session import AcpSession, OnPermission, OnUpdate
 from actantd.instances import recovery, talk, workspaces
 from actantd.instances.lifecycle import Lifecycle
 from actantd.instances.record import InstanceRecord
+from actantd.launch import LaunchMode, LaunchSpec
 from actantd.runs.executor import OnLine
 from actantd.runs.service import RunService
 
@@ -72,6 +73,9 @@ class Manager(Lifecycle):
     ) -> dict[str, Any]:  # fmt: skip
         return await talk.run_once(self, self.runs, name, prompt, timeout, continue_session=continue_session,
                                    on_line=on_line)  # fmt: skip
+
+    def launch_spec(self, name: str, mode: LaunchMode, prompt: str | None = None) -> tuple[LaunchSpec, list[str]]:
+        return talk.launch_spec(self, name, mode, prompt)
 
     async def prompt(
         self, name: str, text: str, *, timeout: float | None = None, permission_timeout: float | None = None,

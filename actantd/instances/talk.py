@@ -1,7 +1,7 @@
 """Giving an instance work: one-shot runs, the interactive open, and prompts to its live ACP session.
 
 The executors live elsewhere (:mod:`actantd.runs` for runs, :mod:`actantd.acp` for sessions, the CLI for
-``open``, which takes ``agent.launchSpec`` with ``mode="open"`` and is refused by ``agent.attach`` while the
+``open``, which takes :func:`launch_spec` with ``mode="open"`` and is refused by ``agent.attach`` while the
 instance is active); this module decides what may happen to which instance and builds what a run executes
 from the instance's launch spec (:func:`actantd.launch.build_launch_spec` with ``mode="run"``), so a run gets
 exactly the environment and working directory the agent's service would.
@@ -16,10 +16,10 @@ import msgspec
 
 from actantd.acp.session import DEFAULT_PERMISSION_TIMEOUT, AcpSession, OnPermission, OnUpdate
 from actantd.errors import AcpError, DaemonBusy, InvalidParams, NotSupported
-from actantd.instances import workspaces
+from actantd.instances import secret_env, workspaces
 from actantd.instances.lifecycle import Lifecycle
 from actantd.instances.state import ACTIVE
-from actantd.launch import build_launch_spec
+from actantd.launch import LaunchMode, LaunchSpec, build_launch_spec
 from actantd.runs.executor import OnLine, RunSpec
 from actantd.runs.service import RunService, needs_session, output_format, run_argv, run_marker
 from actantd.supervisor import kill
@@ -77,6 +77,19 @@ async def run_once(
     with runs.hold(name, "removing its ephemeral workspace"):
         result["ephemeral"] = await workspaces.end_ephemeral(lc, name, after_run=True)
     return result
+
+
+def launch_spec(lc: Lifecycle, name: str, mode: LaunchMode, prompt: str | None) -> tuple[LaunchSpec, list[str]]:
+    """``agent.launchSpec`` (``agent env``, ``agent open``): the launch in ``mode`` with only the env Actant
+    adds (``base_env={}``), and the names in it whose values are secret (the template's and instance's env).
+    ``{prompt}`` stays literal in ``run`` unless a prompt is given."""
+    record = lc.get(name)
+    resolved = lc.resolve(record.template_ref)
+    instance_env = secret_env.launch_env(record, lc.layout)
+    spec = build_launch_spec(record, resolved, lc.layout, mode=mode, python=lc.python, base_env={},
+                             prompt="{prompt}" if prompt is None else prompt, instance_env=instance_env)  # fmt: skip
+    user = {**resolved.template.env, **instance_env}
+    return spec, sorted(k for k in user if k in spec.env and not k.startswith("ACTANT_"))
 
 
 def acp_session(lc: Lifecycle, name: str) -> AcpSession:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.gitrepo import branches, git, isolated_git_env, make_repo, worktree_paths
-from tests.harness import Daemon, RpcError, make_configs, write_json
+from tests.harness import Daemon, RpcError, make_configs, served, write_json
 
 COMMIT = (
     "import subprocess, sys; open('work.txt', 'w').write(sys.argv[1]); "
@@ -41,13 +41,8 @@ def daemon(short_tmp: Path, repo: Path) -> Iterator[Daemon]:
     write_json(configs / "templates/kept-committer.json", {"version": "1.0", "name": "kept-committer",
                "backend": "committer", "restart": {"policy": "Never"},
                "command": ["{python}", "-c", "pass"]})  # fmt: skip
-    d = Daemon(short_tmp, configs)
-    d.start()
-    try:
+    with served(Daemon(short_tmp, configs)) as d:
         yield d
-    finally:
-        if d.proc is not None:
-            d.stop()
 
 
 def test_a_run_ends_an_ephemeral_worktree_instance_and_keeps_its_branch(daemon: Daemon, repo: Path) -> None:
