@@ -22,6 +22,7 @@ Order of events, so that a refused open never runs the program, even for an inst
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -127,7 +128,9 @@ def open_(app: AppContext, name: str) -> None:
                     "attached": attached})  # fmt: skip
     if failure:
         _errno, _, reason = failure.partition(":")
-        raise Failure(f"cannot run {argv[0]}: {reason}", exit_code=EXEC_FAILED)
+        hint = spec.get("installHint") if _errno == str(errno.ENOENT) else None
+        raise Failure(f"cannot run {argv[0]}: {reason}" + (f" (install it: {hint})" if hint else ""),
+                      exit_code=EXEC_FAILED)  # fmt: skip
     if signum is not None:
         raise Failure(f"{argv[0]} was killed by {signal.Signals(signum).name}", exit_code=exit_code)
     if code != 0:

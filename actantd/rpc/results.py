@@ -63,4 +63,5 @@ def launch_spec(spec: LaunchSpec, mode: str, secret: Iterable[str], *, reveal: b
     ``reveal`` (``masked`` lists the names, so a client can say which ones to supply itself)."""
     hidden = set() if reveal else set(secret)
     env = {k: (MASK if k in hidden else v) for k, v in sorted(spec.env.items())}
-    return {"argv": list(spec.argv), "env": env, "cwd": str(spec.cwd), "mode": mode, "masked": sorted(hidden)}
+    return {"argv": list(spec.argv), "env": env, "cwd": str(spec.cwd), "mode": mode, "masked": sorted(hidden),
+            "installHint": spec.install_hint}  # fmt: skip

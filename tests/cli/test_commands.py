@@ -321,6 +321,16 @@ def test_open_refuses_a_masked_launch_spec(fake: FakeDaemon, short_tmp: Path) ->
     assert not marker.exists() and "agent.attach" not in [r["method"] for r in fake.requests]
 
 
+def test_open_of_a_missing_program_says_how_to_install_it(fake: FakeDaemon) -> None:
+    fake.answer("agent.launchSpec", {"argv": ["actant-test-no-such-cli"], "cwd": None, "env": {}, "mode": "open",
+                                     "masked": [], "installHint": "npm install -g no-such-cli"})  # fmt: skip
+    fake.answer("agent.attach", {"agent": record()})
+    fake.answer("agent.detach", {"agent": record(status="Stopped")})
+    result = run(fake, "agent", "open", "reviewer")
+    assert result.exit_code == 127
+    assert "cannot run actant-test-no-such-cli" in result.stderr and "npm install -g no-such-cli" in result.stderr
+
+
 def test_open_without_attach_support_still_runs(fake: FakeDaemon) -> None:
     fake.answer("agent.launchSpec", {"argv": [sys.executable, "-c", "raise SystemExit(5)"], "cwd": None, "env": {},
                                      "mode": "open", "masked": []})  # fmt: skip
