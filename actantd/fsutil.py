@@ -60,3 +60,26 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int | None 
             os.unlink(tmp)
         raise
     fsync_dir(path.parent)
+
+
+def remove_inside(root: Path, rel: str) -> bool:
+    """Remove one file Actant wrote under ``root`` (the entry itself: a symlink is unlinked, never followed)
+    and the directories it leaves empty (``.claude/skills/x/``), never anything outside ``root``. The one
+    removal of materialized files, for sync (a file that left the plan) and destroy alike. True when a file
+    was removed."""
+    real_root = root.resolve()
+    candidate = root / rel
+    parent = candidate.parent.resolve()
+    if parent != real_root and real_root not in parent.parents:
+        return False
+    try:
+        os.unlink(parent / candidate.name)
+    except (FileNotFoundError, IsADirectoryError, PermissionError, NotADirectoryError):
+        return False
+    while parent != real_root and real_root in parent.parents:
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+        parent = parent.parent
+    return True

@@ -15,6 +15,7 @@ from actantd.acp.session import AcpSession, OnPermission, OnUpdate
 from actantd.instances import recovery, talk, workspaces
 from actantd.instances.lifecycle import Lifecycle
 from actantd.instances.record import InstanceRecord
+from actantd.launch import LaunchMode, LaunchSpec
 from actantd.runs.executor import OnLine
 from actantd.runs.service import RunService
 
@@ -54,7 +55,10 @@ class Manager(Lifecycle):
         return workspaces.diff(self, name, stat)
 
     async def process_ended(self, name: str) -> None:
-        await workspaces.end_ephemeral(self, name)
+        if self.runs.busy(name):
+            return  # a run works in the workspace; its end applies the policy (talk.run_once)
+        with self.runs.hold(name, "removing its ephemeral workspace"):
+            await workspaces.end_ephemeral(self, name)
 
     # -- giving an agent work (actantd/instances/talk.py) ---------------------------------------------
 
@@ -70,8 +74,8 @@ class Manager(Lifecycle):
         return await talk.run_once(self, self.runs, name, prompt, timeout, continue_session=continue_session,
                                    on_line=on_line)  # fmt: skip
 
-    def open_info(self, name: str) -> dict[str, Any]:
-        return talk.open_info(self, name)
+    def launch_spec(self, name: str, mode: LaunchMode, prompt: str | None = None) -> tuple[LaunchSpec, list[str]]:
+        return talk.launch_spec(self, name, mode, prompt)
 
     async def prompt(
         self, name: str, text: str, *, timeout: float | None = None, permission_timeout: float | None = None,

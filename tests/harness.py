@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from actantd.config.store import bundled_configs_dir, seed_configs
 from tests.helpers import write_json
@@ -239,9 +239,12 @@ def make_configs(root: Path) -> Path:
     return configs
 
 
+D = TypeVar("D", bound=Daemon)
+
+
 @contextlib.contextmanager
-def running_daemon(root: Path) -> Iterator[Daemon]:
-    d = Daemon(root, make_configs(root))
+def served(d: D) -> Iterator[D]:
+    """Start ``d``, and on the way out stop it whatever the test did (SIGKILL when a clean stop fails)."""
     d.start()
     try:
         yield d
@@ -252,6 +255,12 @@ def running_daemon(root: Path) -> Iterator[Daemon]:
             if d.proc is not None and d.proc.poll() is None:
                 d.proc.kill()
                 d.proc.wait()
+
+
+@contextlib.contextmanager
+def running_daemon(root: Path) -> Iterator[Daemon]:
+    with served(Daemon(root, make_configs(root))) as d:
+        yield d
 
 
 class InProcessDaemon(DaemonBase):

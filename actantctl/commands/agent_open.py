@@ -1,15 +1,19 @@
 """``actantctl agent open NAME``: the agent's interactive program in this terminal, supervised while it runs.
 
-The daemon never owns the terminal: it answers ``agent.openInfo`` with the ``open`` argv, the env additions
-and the workspace, and this process runs the program in the user's own terminal (same session and
-foreground process group, so job control and Ctrl-C behave as if the user had typed the command).
+The daemon never owns the terminal: ``agent.launchSpec {name, mode: "open", reveal: true}`` gives the
+``open`` argv (with the backend CLI's trust flags), the environment Actant adds (trust variables, backend,
+template and instance env, ``ACTANT_*``) and the workspace, and this process runs the program in the user's
+own terminal (same session and foreground process group, so job control and Ctrl-C behave as if the user had
+typed the command), with those additions over the user's own environment. The program needs the real values
+of the template's and instance's env (``reveal``); they go into its environment only, never to the output.
 
 Order of events, so that a refused open never runs the program, even for an instant:
 
 1. fork; the child waits on a pipe before it execs;
 2. ``agent.attach`` with the child's pid (the daemon records it, watches it, and announces the transition);
-   a second open of the same instance is refused here (the instance is already Running), and the child
-   exits without having run anything;
+   this is where an open is refused while the instance is active (its service runs, or another open or
+   attach holds it): the daemon decides under the instance's lock, so two opens racing cannot both win, and
+   the child exits without having run anything;
 3. the child execs the program (same pid, so the attachment stays valid); an exec failure comes back on a
    close-on-exec pipe and is reported like a shell would;
 4. when the program exits the instance is detached (the daemon usually noticed the exit already) and this
@@ -18,6 +22,7 @@ Order of events, so that a refused open never runs the program, even for an inst
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -70,12 +75,14 @@ def _best_effort(app: AppContext, method: str, params: dict[str, Any], what: str
 @pass_app
 def open_(app: AppContext, name: str) -> None:
     """Run the agent's interactive program in this terminal, inside its workspace, attached while it runs."""
-    info = app.call("agent.openInfo", {"name": name})
-    argv = [str(a) for a in info.get("argv") or []]
+    spec = app.call("agent.launchSpec", {"name": name, "mode": "open", "reveal": True})
+    argv = [str(a) for a in spec.get("argv") or []]
     if not argv:
         raise Failure(f"{name}: the daemon gave no command to open")
-    env = {**os.environ, **{str(k): str(v) for k, v in (info.get("env") or {}).items()}}
-    cwd = info.get("cwd") or None
+    if spec.get("masked"):  # the program would get placeholders instead of its secrets
+        raise Failure(f"{name}: the daemon masked {', '.join(spec['masked'])}; cannot open without the values")
+    env = {**os.environ, **{str(k): str(v) for k, v in (spec.get("env") or {}).items()}}
+    cwd = spec.get("cwd") or None
     go_r, go_w = os.pipe()
     err_r, err_w = os.pipe()  # both close-on-exec: the program inherits neither
     sys.stdout.flush()
@@ -95,7 +102,8 @@ def open_(app: AppContext, name: str) -> None:
         except (AgentAlreadyAttached, AgentAlreadyRunning) as exc:
             os.close(go_w)
             os.waitpid(pid, 0)
-            raise Failure(f"{name} is already open or running ({exc.message}); one process per agent") from None
+            what = "open in a terminal or attached" if isinstance(exc, AgentAlreadyAttached) else "open or running"
+            raise Failure(f"{name} is already {what} ({exc.message}); one process per agent") from None
         except (ActantError, ClientError) as exc:
             warn(f"running unsupervised: {exc.message}")
         # The program owns the terminal now: Ctrl-C and Ctrl-\ are for it; we wait for it.
@@ -120,7 +128,9 @@ def open_(app: AppContext, name: str) -> None:
                     "attached": attached})  # fmt: skip
     if failure:
         _errno, _, reason = failure.partition(":")
-        raise Failure(f"cannot run {argv[0]}: {reason}", exit_code=EXEC_FAILED)
+        hint = spec.get("installHint") if _errno == str(errno.ENOENT) else None
+        raise Failure(f"cannot run {argv[0]}: {reason}" + (f" (install it: {hint})" if hint else ""),
+                      exit_code=EXEC_FAILED)  # fmt: skip
     if signum is not None:
         raise Failure(f"{argv[0]} was killed by {signal.Signals(signum).name}", exit_code=exit_code)
     if code != 0:

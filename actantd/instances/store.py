@@ -256,31 +256,12 @@ class InstanceStore:
             with contextlib.suppress(OSError, InstanceCorrupted, SchemaTooNew):
                 record, _ = decode((target / INSTANCE_FILE).read_bytes(), where=str(target))
                 for rel in record.materialized:
-                    self._remove_inside(target, rel)
+                    fsutil.remove_inside(target, rel)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(target / INSTANCE_FILE)
             os.unlink(path)
         elif path.exists():
             shutil.rmtree(path, ignore_errors=True)
-
-    @staticmethod
-    def _remove_inside(root: Path, rel: str) -> None:
-        """Remove one materialized file: the directory entry itself (a symlink is unlinked, never followed),
-        and only when its directory lies inside the workspace."""
-        real_root = root.resolve()
-        candidate = root / rel
-        parent = candidate.parent.resolve()
-        if parent != real_root and real_root not in parent.parents:
-            return
-        with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
-            os.unlink(parent / candidate.name)
-        # Remove the directories Actant created for it (.claude/skills/x/) when they are now empty.
-        while parent != real_root and real_root in parent.parents:
-            try:
-                parent.rmdir()
-            except OSError:
-                break
-            parent = parent.parent
 
     def _finish_interrupted(self) -> list[str]:
         cleaned = worktree.recover_intents(self.layout.staging, self._recorded_id)

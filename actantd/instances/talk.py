@@ -1,9 +1,10 @@
 """Giving an instance work: one-shot runs, the interactive open, and prompts to its live ACP session.
 
 The executors live elsewhere (:mod:`actantd.runs` for runs, :mod:`actantd.acp` for sessions, the CLI for
-``open``); this module decides what may happen to which instance and builds what they execute from the
-instance's launch spec (:func:`actantd.launch.build_launch_spec` with ``mode="run"`` / ``"open"``), so a run
-or an open gets exactly the environment and working directory the agent's service would.
+``open``, which takes :func:`launch_spec` with ``mode="open"`` and is refused by ``agent.attach`` while the
+instance is active); this module decides what may happen to which instance and builds what a run executes
+from the instance's launch spec (:func:`actantd.launch.build_launch_spec` with ``mode="run"``), so a run gets
+exactly the environment and working directory the agent's service would.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import Any
 import msgspec
 
 from actantd.acp.session import DEFAULT_PERMISSION_TIMEOUT, AcpSession, OnPermission, OnUpdate
-from actantd.errors import AcpError, AgentAlreadyRunning, DaemonBusy, InvalidParams, NotSupported
+from actantd.errors import AcpError, DaemonBusy, InvalidParams, NotSupported
+from actantd.instances import secret_env, workspaces
 from actantd.instances.lifecycle import Lifecycle
 from actantd.instances.state import ACTIVE
-from actantd.launch import build_launch_spec
+from actantd.launch import LaunchMode, LaunchSpec, build_launch_spec
 from actantd.runs.executor import OnLine, RunSpec
 from actantd.runs.service import RunService, needs_session, output_format, run_argv, run_marker
 from actantd.supervisor import kill
@@ -69,22 +71,25 @@ async def run_once(
         output=output_format(backend.run_output, backend.materializer), timeout=timeout,
         continued=continue_session, install_hint=backend.install, on_line=on_line, on_session=keep_session,
     )  # fmt: skip
-    return outcome.wire()
+    result = outcome.wire()
+    # A one-shot run is the end of an Ephemeral instance's work (unless its service still runs): its workspace
+    # goes now, its branch stays. No await since the run let go of the instance, so no other run got in.
+    with runs.hold(name, "removing its ephemeral workspace"):
+        result["ephemeral"] = await workspaces.end_ephemeral(lc, name, after_run=True)
+    return result
 
 
-def open_info(lc: Lifecycle, name: str) -> dict[str, Any]:
-    """``agent open``: what the CLI runs in the user's terminal; refused while the instance is active.
-
-    ``env`` holds only what the launch spec adds (backend and template env, overrides, ``ACTANT_*``): the
-    CLI puts it on top of the user's own environment, not the daemon's."""
+def launch_spec(lc: Lifecycle, name: str, mode: LaunchMode, prompt: str | None) -> tuple[LaunchSpec, list[str]]:
+    """``agent.launchSpec`` (``agent env``, ``agent open``): the launch in ``mode`` with only the env Actant
+    adds (``base_env={}``), and the names in it whose values are secret (the template's and instance's env).
+    ``{prompt}`` stays literal in ``run`` unless a prompt is given."""
     record = lc.get(name)
-    if record.status in ACTIVE:
-        what = f"open in a terminal (pid {record.pid})" if record.attached else f"running (pid {record.pid})"
-        raise AgentAlreadyRunning(f"agent {name!r} is already {what}; one process per agent", agent=name,
-                                  pid=record.pid)  # fmt: skip
-    launch = build_launch_spec(record, lc.resolve(record.template_ref), lc.layout, mode="open", python=lc.python,
-                               base_env={})  # fmt: skip
-    return {"argv": list(launch.argv), "env": dict(launch.env), "cwd": str(launch.cwd), "mode": "open"}
+    resolved = lc.resolve(record.template_ref)
+    instance_env = secret_env.launch_env(record, lc.layout)
+    spec = build_launch_spec(record, resolved, lc.layout, mode=mode, python=lc.python, base_env={},
+                             prompt="{prompt}" if prompt is None else prompt, instance_env=instance_env)  # fmt: skip
+    user = {**resolved.template.env, **instance_env}
+    return spec, sorted(k for k in user if k in spec.env and not k.startswith("ACTANT_"))
 
 
 def acp_session(lc: Lifecycle, name: str) -> AcpSession:

@@ -231,25 +231,36 @@ def diff(lc: Lifecycle, name: str, stat: bool = False) -> dict[str, Any]:
     return worktree_ops.diff_of(record, lc.workspace(record), stat)
 
 
-async def end_ephemeral(lc: Lifecycle, name: str) -> None:
-    """An Ephemeral instance is removed once its process has ended by itself and no restart is pending.
+RUN_ENDED: frozenset[Status] = ENDED | {Status.READY}
+"""Where an instance with no process stands when an ``agent run`` of it ends: never started (``Ready``), or
+its service ended before. A run of an instance whose service is active (or pending a restart) does not end it."""
+
+
+async def end_ephemeral(lc: Lifecycle, name: str, *, after_run: bool = False) -> dict[str, Any] | None:
+    """An Ephemeral instance is removed once its work has ended: its process ended by itself and no restart
+    is pending, or (``after_run``) a one-shot ``agent run`` ended while no process of it runs.
 
     Its branch is kept (destroy never deletes one); a worktree with uncommitted work is kept too, and an
-    event says why, so no work is lost. ``agent stop`` does not end it, so ``restart`` keeps working.
+    event says why, so no work is lost. ``agent stop`` does not end it, so ``restart`` keeps working. The
+    caller keeps the instance's runs out meanwhile (``RunService.hold``). Returns ``None`` when the policy
+    does not apply (``Persistent``, or the agent still has work), else ``{"removed": bool, "reason"}``.
     """
     record = lc.records.get(name)
-    if record is None or record.workspace_policy != "Ephemeral" or record.status not in ENDED:
-        return
+    ended = RUN_ENDED if after_run else ENDED
+    if record is None or record.workspace_policy != "Ephemeral" or record.status not in ended:
+        return None
     if lc.process(name).restart_task is not None:
-        return
+        return None
     blockers = await asyncio.to_thread(worktree_ops.ephemeral_blockers, record, lc.workspace(record))
     if blockers:
         lc.event("instance", name, event="ephemeralKept", reason=blockers)
-        return
+        return {"removed": False, "reason": blockers}
     try:
         await destroy(lc, name)
     except ActantError as exc:  # started again meanwhile, or changed: it stays
         lc.event("instance", name, event="ephemeralKept", reason=exc.message)
+        return {"removed": False, "reason": exc.message}
+    return {"removed": True, "reason": None}
 
 
 def check_work_dir(

@@ -10,7 +10,6 @@ the ownership proof), so files Actant did not write are never touched.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Final
 
 from actantd.config.registry import Resolved
 from actantd.config.schema import MaterializerName
-from actantd.fsutil import atomic_write
+from actantd.fsutil import atomic_write, remove_inside
 from actantd.materialize import claude_code, codex, cursor, custom, gemini
 from actantd.materialize.base import MODES, Mode, Rendered
 
@@ -102,7 +101,7 @@ def write(workspace: Path, files: dict[str, str], owned: Iterable[str] = ()) -> 
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, data)
         written.append(rel)
-    removed = [rel for rel in sorted(owned_set - files.keys()) if remove(workspace, rel)]
+    removed = [rel for rel in sorted(owned_set - files.keys()) if remove_inside(workspace, rel)]
     kept = sorted(set(files) - set(skipped))
     return WriteResult(kept, sorted(written), removed, sorted(skipped))
 
@@ -113,27 +112,6 @@ def _inside(root: Path, directory: Path) -> bool:
     real_root = root.resolve()
     real = directory.resolve()
     return real == real_root or real_root in real.parents
-
-
-def remove(root: Path, rel: str) -> bool:
-    """Remove one owned file (the entry itself, a symlink is never followed) and the directories it leaves
-    empty (``.claude/skills/x/``), never anything outside ``root``. True when a file was removed."""
-    real_root = root.resolve()
-    candidate = root / rel
-    parent = candidate.parent.resolve()
-    if parent != real_root and real_root not in parent.parents:
-        return False
-    try:
-        os.unlink(parent / candidate.name)
-    except (FileNotFoundError, IsADirectoryError, PermissionError, NotADirectoryError):
-        return False
-    while parent != real_root and real_root in parent.parents:
-        try:
-            parent.rmdir()
-        except OSError:
-            break
-        parent = parent.parent
-    return True
 
 
 def materialize(workspace: Path, resolved: Resolved, owned: Iterable[str] = ()) -> WriteResult:

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from actantd.instances import secret_env
 from actantd.instances.record import InstanceRecord
 from actantd.launch import LaunchSpec
 from actantd.supervisor.metrics import Figures
@@ -53,7 +54,8 @@ def agent_status(record: InstanceRecord, figures: Figures | None, log_dir: Path,
     return out
 
 
-MASK = "********"
+MASK = secret_env.REDACTED
+"""One placeholder for a hidden value, in a launch spec and in ``.actant.json`` alike."""
 
 
 def launch_spec(spec: LaunchSpec, mode: str, secret: Iterable[str], *, reveal: bool) -> dict[str, Any]:
@@ -61,4 +63,5 @@ def launch_spec(spec: LaunchSpec, mode: str, secret: Iterable[str], *, reveal: b
     ``reveal`` (``masked`` lists the names, so a client can say which ones to supply itself)."""
     hidden = set() if reveal else set(secret)
     env = {k: (MASK if k in hidden else v) for k, v in sorted(spec.env.items())}
-    return {"argv": list(spec.argv), "env": env, "cwd": str(spec.cwd), "mode": mode, "masked": sorted(hidden)}
+    return {"argv": list(spec.argv), "env": env, "cwd": str(spec.cwd), "mode": mode, "masked": sorted(hidden),
+            "installHint": spec.install_hint}  # fmt: skip

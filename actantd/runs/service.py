@@ -12,9 +12,10 @@ What a run reports (the ``agent.run`` result) and what it journals (an ``executi
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -169,6 +170,17 @@ class RunService:
                 agent=name,
                 startedSecondsAgo=round(since, 1),
             )
+
+    @contextlib.contextmanager
+    def hold(self, name: str, what: str) -> Iterator[None]:
+        """Keep ``name`` busy while something other than a run needs its workspace to itself (the removal
+        of an Ephemeral workspace): a run asked for meanwhile is refused, as during a run."""
+        self.refuse_if_busy(name)
+        self.active[name] = _Active(time.time(), what)
+        try:
+            yield
+        finally:
+            self.active.pop(name, None)
 
     async def run(
         self,

@@ -296,30 +296,36 @@ class AgentProcess:
             exits.unwatch(self.exit_future)
 
     async def _exit_then_ended(self, pid: int, info: exits.ExitInfo) -> None:
-        """Exit handling, then the owner's say on a process that ended (the Ephemeral workspace policy)."""
-        await self._on_exit(pid, info)
-        await self._owner.process_ended(self.name)
+        """Exit handling, then the owner's say on a process that ended by itself (the Ephemeral workspace
+        policy). Not after a stop (``agent stop`` is not the end of the agent's work, so ``restart`` keeps
+        working), a newer launch, or the exit of an attached process (``agent open``, ``agent attach``: not
+        Actant's process, and its CLI detaches it, racing this exit)."""
+        if await self._on_exit(pid, info):
+            await self._owner.process_ended(self.name)
 
-    async def _on_exit(self, pid: int, info: exits.ExitInfo) -> None:
-        """The process exited: record it, then let the restart policy decide (docs/architecture.md)."""
+    async def _on_exit(self, pid: int, info: exits.ExitInfo) -> bool:
+        """The process exited: record it, then let the restart policy decide (docs/architecture.md).
+
+        True when this exit ended the instance's own process by itself (not a stop, a newer launch or an
+        attached process)."""
         owner, name = self._owner, self.name
         async with owner.lock(name):
             record = owner.current(name)
             if record is None or record.pid != pid or record.status not in LIVE:
-                return  # a stop or a newer launch owns this instance now
+                return False  # a stop or a newer launch owns this instance now
             self.stop_health()
             last = LastExit(code=info.code, signal=info.signal, at=utc_now())
             gone: dict[str, Any] = {"pid": None, "pid_create_time": None, "last_exit": last, "stopped_at": utc_now()}
             if record.attached:
                 self.attached = False
                 await owner.transition(record, S.STOPPED, "attached process exited", attached=False, **gone)
-                return
+                return False
             uptime = time.monotonic() - self.started_mono
             what = self.health_failure or info.describe()
             if record.launch_mode == "OneShot" and info.code == 0:
                 record = await owner.transition(record, S.STOPPED, "completed (exit code 0)", **gone)
                 await self.kill_leftovers(record)
-                return
+                return True
             if self.tracker is None:
                 self.reset_tracker(record)
             assert self.tracker is not None
@@ -329,7 +335,7 @@ class AgentProcess:
                 await self.kill_leftovers(record)
                 if decision.restart:
                     self.schedule_restart(decision.delay_seconds, S.STOPPED)
-                return
+                return True
             record = await owner.transition(record, S.CRASHED, what, **gone)
             await self.kill_leftovers(record)
             if decision.restart:
@@ -341,6 +347,7 @@ class AgentProcess:
                 # The decision already names the last exit; only a health verdict adds what it saw.
                 reason = decision.reason if self.health_failure is None else f"{decision.reason}; {what}"
                 await owner.transition(record, S.FAILED, reason)
+            return True
 
     async def kill_leftovers(self, record: InstanceRecord) -> None:
         """Descendants an exited agent left behind (daemonized helpers) must not outlive it.

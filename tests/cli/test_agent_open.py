@@ -3,10 +3,13 @@ after; its exit status (and 128+N for a signal) passes through; a second open is
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import pty
 import select
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -102,7 +105,8 @@ def test_open_of_a_backend_without_open_argv_is_refused(fake_daemon: Daemon) -> 
 
 
 def test_a_refused_attach_never_runs_the_program(short_tmp: Path) -> None:
-    """The race the daemon's openInfo check cannot close: two opens get their info, one attach wins."""
+    """Two opens both get the launch spec; the daemon's attach (under the instance's lock) lets one win, and
+    the refused one never runs its program."""
     import sys
 
     from actantd.errors import AgentAlreadyRunning
@@ -111,19 +115,40 @@ def test_a_refused_attach_never_runs_the_program(short_tmp: Path) -> None:
 
     marker = short_tmp / "ran"
     with FakeDaemon(short_tmp / "d.sock") as fake:
-        fake.answer("agent.openInfo", {"argv": [sys.executable, "-c", f"open({str(marker)!r}, 'w')"],
-                                       "cwd": str(short_tmp), "env": {}})  # fmt: skip
+        fake.answer("agent.launchSpec", {"argv": [sys.executable, "-c", f"open({str(marker)!r}, 'w')"],
+                                         "cwd": str(short_tmp), "env": {}, "mode": "open", "masked": []})  # fmt: skip
         fake.fail("agent.attach", AgentAlreadyRunning("agent 'reviewer' is already running (pid 1)"))
         result = run(fake, "agent", "open", "reviewer")
     assert result.exit_code == 1 and "already open or running" in result.stderr
     assert not marker.exists()
 
 
-def test_open_info_is_the_launch_spec_of_mode_open(fake_daemon: Daemon) -> None:
+def test_open_uses_the_launch_spec_of_mode_open(fake_daemon: Daemon) -> None:
     fake_daemon.call("agent.create", {"name": "o3", "template": "fake-claude", "overrides": {"env": {"MINE": "1"}}})
-    info = fake_daemon.call("agent.openInfo", {"name": "o3"})
+    spec = fake_daemon.call("agent.launchSpec", {"name": "o3", "mode": "open", "reveal": True})
     status = fake_daemon.call("agent.status", {"name": "o3"})["agent"]
-    assert info["mode"] == "open" and info["argv"][-1].endswith("fake_tui.py") and info["cwd"] == status["workspace"]
-    env = info["env"]
+    assert spec["mode"] == "open" and spec["argv"][-1].endswith("fake_tui.py") and spec["cwd"] == status["workspace"]
+    env = spec["env"]
     assert env["MINE"] == "1" and env["ACTANT_INSTANCE"] == "o3" and env["ACTANT_INSTANCE_ID"] == status["instanceId"]
     assert "PATH" not in env  # only what the launch spec adds: the user's own environment stays the user's
+    assert spec["masked"] == []
+    masked = fake_daemon.call("agent.launchSpec", {"name": "o3", "mode": "open"})
+    assert masked["env"]["MINE"] == "********" and "MINE" in masked["masked"]  # the template env too
+
+
+def test_open_gives_the_program_its_secrets_and_prints_none(fake_daemon: Daemon) -> None:
+    """The instance's env values reach the program in the user's terminal (they are revealed to the CLI,
+    which puts them over the user's own environment), and nothing the CLI prints contains them."""
+    secret = "s3cr3t-" + os.urandom(8).hex()
+    fake_daemon.call("agent.create", {"name": "o4", "template": "fake-claude",
+                                      "overrides": {"env": {"OPEN_TOKEN": secret}}})  # fmt: skip
+    env = {**_env(), "USER_OWN": "kept"}
+    done = subprocess.run([*CTL, "--socket", str(fake_daemon.socket), "agent", "open", "o4", "--json"],
+                          input="env OPEN_TOKEN\nenv USER_OWN\nexit 0\n", capture_output=True, text=True, env=env,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"env OPEN_TOKEN sha256={hashlib.sha256(secret.encode()).hexdigest()}" in done.stdout
+    assert f"env USER_OWN sha256={hashlib.sha256(b'kept').hexdigest()}" in done.stdout
+    assert secret not in done.stdout and secret not in done.stderr
+    summary = json.loads(done.stdout[done.stdout.rindex("{\n") :])  # the program's output, then --json's document
+    assert summary["exitCode"] == 0 and summary["name"] == "o4"

@@ -294,21 +294,48 @@ def test_open_runs_the_command_and_attaches_it(fake: FakeDaemon, short_tmp: Path
     out = short_tmp / "out.txt"
     code = f"import os; open({str(out)!r}, 'w').write(os.getcwd() + ' ' + os.environ['ACTANT_AGENT'])"
     fake.answer(
-        "agent.openInfo",
-        {"argv": [sys.executable, "-c", code], "cwd": str(short_tmp), "env": {"ACTANT_AGENT": "reviewer"}},
+        "agent.launchSpec",
+        {
+            "argv": [sys.executable, "-c", code],
+            "cwd": str(short_tmp),
+            "env": {"ACTANT_AGENT": "reviewer"},
+            "mode": "open",
+            "masked": [],
+        },
     )
     fake.answer("agent.attach", {"agent": record()})
     fake.answer("agent.detach", {"agent": record(status="Stopped")})
     result = run(fake, "agent", "open", "reviewer")
     assert result.exit_code == 0, result.stderr
     assert out.read_text() == f"{short_tmp} reviewer"
-    assert [r["method"] for r in fake.requests] == ["agent.openInfo", "agent.attach", "agent.detach"]
+    assert [r["method"] for r in fake.requests] == ["agent.launchSpec", "agent.attach", "agent.detach"]
     assert fake.params("agent.attach")[0]["name"] == "reviewer"
     assert fake.params("agent.attach")[0]["pid"] > 0
+    assert fake.params("agent.launchSpec") == [{"name": "reviewer", "mode": "open", "reveal": True}]
+
+
+def test_open_refuses_a_masked_launch_spec(fake: FakeDaemon, short_tmp: Path) -> None:
+    marker = short_tmp / "ran"
+    fake.answer("agent.launchSpec", {"argv": [sys.executable, "-c", f"open({str(marker)!r}, 'w')"], "cwd": None,
+                                     "env": {"TOKEN": "********"}, "mode": "open", "masked": ["TOKEN"]})  # fmt: skip
+    result = run(fake, "agent", "open", "reviewer")
+    assert result.exit_code == 1 and "masked TOKEN" in result.stderr
+    assert not marker.exists() and "agent.attach" not in [r["method"] for r in fake.requests]
+
+
+def test_open_of_a_missing_program_says_how_to_install_it(fake: FakeDaemon) -> None:
+    fake.answer("agent.launchSpec", {"argv": ["actant-test-no-such-cli"], "cwd": None, "env": {}, "mode": "open",
+                                     "masked": [], "installHint": "npm install -g no-such-cli"})  # fmt: skip
+    fake.answer("agent.attach", {"agent": record()})
+    fake.answer("agent.detach", {"agent": record(status="Stopped")})
+    result = run(fake, "agent", "open", "reviewer")
+    assert result.exit_code == 127
+    assert "cannot run actant-test-no-such-cli" in result.stderr and "npm install -g no-such-cli" in result.stderr
 
 
 def test_open_without_attach_support_still_runs(fake: FakeDaemon) -> None:
-    fake.answer("agent.openInfo", {"argv": [sys.executable, "-c", "raise SystemExit(5)"], "cwd": None, "env": {}})
+    fake.answer("agent.launchSpec", {"argv": [sys.executable, "-c", "raise SystemExit(5)"], "cwd": None, "env": {},
+                                     "mode": "open", "masked": []})  # fmt: skip
     fake.fail("agent.attach", NotSupported("attach is not supported yet"))
     result = run(fake, "agent", "open", "reviewer")
     assert result.exit_code == 5  # the program's exit status passes through

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Daemon, make_configs, write_json
+from tests.harness import Daemon, make_configs, served, write_json
 
 FAKES = Path(__file__).resolve().parent
 HERE_PYTHON = sys.executable
@@ -57,15 +57,5 @@ def add_fake_configs(configs: Path) -> None:
 def fake_daemon(short_tmp: Path) -> Iterator[Daemon]:
     configs = make_configs(short_tmp)
     add_fake_configs(configs)
-    d = Daemon(short_tmp, configs)
-    d.start()
-    try:
+    with served(Daemon(short_tmp, configs)) as d:
         yield d
-    finally:
-        if d.proc is not None:
-            try:
-                d.stop()
-            finally:
-                if d.proc is not None and d.proc.poll() is None:
-                    d.proc.kill()
-                    d.proc.wait()

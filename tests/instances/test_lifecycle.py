@@ -214,7 +214,7 @@ def test_work_dir_destroy_never_removes_a_file_the_user_had(daemon: InProcessDae
 def test_work_dir_destroy_does_not_follow_a_symlinked_materialized_file(
     daemon: InProcessDaemon, short_tmp: Path
 ) -> None:
-    """``_remove_inside`` resolves the path and unlinks the symlink's *target*, a user file."""
+    """``fsutil.remove_inside`` unlinks a symlinked materialized file itself, never the user file it points to."""
     wd = short_tmp / "repo"
     wd.mkdir()
     daemon.call("agent.create", {"name": "ws", "template": "sleeper", "workDir": str(wd)})

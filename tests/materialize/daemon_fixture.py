@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.harness import Daemon
+from tests.harness import Daemon, served
 from tests.materialize.helpers import fixture_configs
 
 
@@ -30,14 +30,5 @@ class HomeDaemon(Daemon):
 def fixture_daemon(root: Path) -> Iterator[HomeDaemon]:
     """Starts on ``root/configs`` (the fixture configs, copied there unless the caller prepared it)."""
     configs = root / "configs"
-    d = HomeDaemon(root, configs if configs.exists() else fixture_configs(configs))
-    d.start()
-    try:
+    with served(HomeDaemon(root, configs if configs.exists() else fixture_configs(configs))) as d:
         yield d
-    finally:
-        if d.proc is not None:
-            with contextlib.suppress(Exception):
-                d.stop()
-            if d.proc is not None and d.proc.poll() is None:
-                d.proc.kill()
-                d.proc.wait()

@@ -807,7 +807,7 @@ METHODS = [
     "skill.get", "prompt.list", "prompt.get", "workflow.list", "workflow.get", "mcp.list", "mcp.get",
     "backend.list", "backend.get", "config.validate", "config.migrate", "agent.create", "agent.list",
     "agent.status", "agent.start", "agent.stop", "agent.restart", "agent.destroy", "agent.logs", "agent.run",
-    "agent.sync", "agent.attach", "agent.detach", "agent.openInfo", "events.subscribe", "events.unsubscribe",
+    "agent.sync", "agent.attach", "agent.detach", "agent.launchSpec", "events.subscribe", "events.unsubscribe",
     "events.query", "logs.unsubscribe",
 ]  # fmt: skip
 """Every method but ``daemon.shutdown`` (which would end the run legitimately)."""

@@ -9,8 +9,6 @@ from typing import Any, Literal
 import msgspec
 
 from actantd.errors import InvalidParams
-from actantd.instances import secret_env
-from actantd.launch import build_launch_spec
 from actantd.rpc import results
 from actantd.rpc.protocol import CallContext
 from actantd.rpc.registry import MethodTable, Params
@@ -250,25 +248,11 @@ async def detach(svc: Services, p: NameP, ctx: CallContext) -> Any:
     return {"agent": results.agent(await svc.manager.detach(p.name))}
 
 
-@METHODS.method("agent.openInfo", params=NameP)
-async def open_info(svc: Services, p: NameP, ctx: CallContext) -> Any:
-    """``{argv, env, cwd}`` of the backend's interactive command; the CLI runs it in the user's terminal."""
-    return svc.manager.open_info(p.name)
-
-
 @METHODS.method("agent.launchSpec", params=LaunchSpecP)
 async def launch_spec(svc: Services, p: LaunchSpecP, ctx: CallContext) -> Any:
     """How Actant would start the agent in ``mode``: argv, cwd and only the env Actant adds to its own; the
     template's and instance's env values (where secrets go) are masked unless ``reveal``."""
-    m = svc.manager
-    record = m.get(p.name)
-    resolved = m.resolve(record.template_ref)
-    prompt = p.prompt if p.prompt is not None else "{prompt}"
-    instance_env = secret_env.launch_env(record, svc.layout)
-    spec = build_launch_spec(record, resolved, svc.layout, mode=p.mode, python=m.python, base_env={}, prompt=prompt,
-                             instance_env=instance_env)  # fmt: skip
-    user = {**resolved.template.env, **instance_env}
-    secret = sorted(k for k in user if k in spec.env and not k.startswith("ACTANT_"))
+    spec, secret = svc.manager.launch_spec(p.name, p.mode, p.prompt)
     return results.launch_spec(spec, p.mode, secret, reveal=p.reveal)
 
 
