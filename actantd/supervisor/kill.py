@@ -31,11 +31,12 @@ import os
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psutil
 
-from actantd.supervisor import exits, procfs
+from actantd.supervisor import cgroup, exits, procfs
 
 INSTANCE_ENV = "ACTANT_INSTANCE_ID"
 """Set by the daemon on every agent; the mark that identifies an agent's processes wherever they went."""
@@ -61,12 +62,24 @@ class TreeResult:
     """Whether the leader was still running when called (False for an already-dead pid)."""
 
 
-def _protected_pids() -> set[int]:
-    """Pids we must never signal: 0, 1, ourselves and our ancestors (the daemon may run inside an agent)."""
+_protected_cache: tuple[int, frozenset[int]] | None = None
+
+
+def _protected_pids() -> frozenset[int]:
+    """Pids we must never signal: 0, 1, ourselves and our ancestors (the daemon may run inside an agent).
+
+    Cached while our parent stays the same: ancestors change only when one of them dies (we are then
+    reparented, which changes ``getppid``), and walking them costs a ``/proc`` read each.
+    """
+    global _protected_cache
+    ppid = os.getppid()
+    if _protected_cache is not None and _protected_cache[0] == ppid:
+        return _protected_cache[1]
     protected = {0, 1, os.getpid()}
     with contextlib.suppress(psutil.Error):
         protected.update(p.pid for p in psutil.Process().parents())
-    return protected
+    _protected_cache = (ppid, frozenset(protected))
+    return _protected_cache[1]
 
 
 def _env_needle(instance_id: str) -> bytes:
@@ -74,15 +87,20 @@ def _env_needle(instance_id: str) -> bytes:
 
 
 def find_instance_processes(instance_id: str) -> list[psutil.Process]:
-    """Live processes of ours that carry ``ACTANT_INSTANCE_ID=<instance_id>`` (destroy, startup recovery)."""
+    """Live processes of ours that belong to ``instance_id``: its cgroup's members where it has one, else the
+    carriers of ``ACTANT_INSTANCE_ID=<instance_id>`` (a whole-machine scan)."""
     if not instance_id:
         return []
-    needle = _env_needle(instance_id)
     protected = _protected_pids()
+    path = cgroup.path_of(instance_id)
+    in_cgroup = cgroup.members(path) if path is not None else None
+    if in_cgroup is not None:
+        pids = [p for p in in_cgroup if p not in protected]
+    else:
+        needle = _env_needle(instance_id)
+        pids = [p for p in procfs.all_pids() if p not in protected and procfs.has_env(p, needle)]
     found: list[psutil.Process] = []
-    for pid in procfs.all_pids():
-        if pid in protected or not procfs.has_env(pid, needle):
-            continue
+    for pid in pids:
         stat = procfs.read_stat(pid)
         if stat is None or stat.dead:
             continue
@@ -91,20 +109,28 @@ def find_instance_processes(instance_id: str) -> list[psutil.Process]:
     return found
 
 
-def _scan(seeds: set[int], pgid: int | None, instance_id: str | None) -> dict[int, psutil.Process]:
+def _match(
+    snapshot: procfs.Snapshot, seeds: set[int], pgid: int | None, instance_id: str | None
+) -> dict[int, psutil.Process]:
     """Seeds, members of ``pgid``, carriers of the instance id, and all their descendants (live ones only)."""
     protected = _protected_pids()
-    needle = _env_needle(instance_id) if instance_id else None
-    stats = [s for s in procfs.scan() if not s.dead]
     matched = {
         s.pid
-        for s in stats
+        for s in snapshot.stats
         if s.pid not in protected
-        and (s.pid in seeds or (pgid is not None and s.pgid == pgid) or (needle and procfs.has_env(s.pid, needle)))
+        and (
+            s.pid in seeds
+            or (pgid is not None and s.pgid == pgid)
+            or (instance_id is not None and snapshot.instance_of.get(s.pid) == instance_id)
+        )
     }
-    matched |= procfs.descendants(matched | seeds, procfs.children_map(stats))
+    matched |= procfs.descendants(matched | seeds, snapshot.children)
+    return _processes(matched - protected)
+
+
+def _processes(pids: set[int] | list[int]) -> dict[int, psutil.Process]:
     found: dict[int, psutil.Process] = {}
-    for pid in matched - protected:
+    for pid in pids:
         with contextlib.suppress(psutil.Error):
             found[pid] = psutil.Process(pid)
     return found
@@ -128,6 +154,8 @@ class _Target:
 class _Tree:
     loop: asyncio.AbstractEventLoop
     instance_id: str | None
+    cgroup: Path | None = None
+    """The agent's cgroup when its processes are all in one (see :mod:`.cgroup`); None: scan ``/proc``."""
     pgid: int | None = None
     targets: dict[int, _Target] = field(default_factory=dict)
     order: list[int] = field(default_factory=list)
@@ -164,8 +192,12 @@ class _Tree:
         return [t for t in self.targets.values() if not t.gone.done()]
 
     async def collect(self) -> None:
-        seeds = {t.pid for t in self.alive()}
-        found = await asyncio.to_thread(_scan, seeds, self.pgid, self.instance_id)
+        if self.cgroup is not None:
+            protected = _protected_pids()
+            found = _processes([p for p in cgroup.members(self.cgroup) or () if p not in protected])
+        else:
+            seeds = {t.pid for t in self.alive()}
+            found = _match(await shared_snapshot(), seeds, self.pgid, self.instance_id)
         for pid, proc in found.items():
             known = self.targets.get(pid)
             if known is not None and not known.gone.done():
@@ -181,6 +213,8 @@ class _Tree:
 
     def send(self, sig: int, targets: list[_Target], *, skip_group_members: bool) -> None:
         group_sent = False
+        if sig == signal.SIGKILL and self.cgroup is not None:
+            cgroup.kill_all(self.cgroup)  # atomic: a fork racing the kill is killed too
         if self._group_usable():
             assert self.pgid is not None
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -221,6 +255,70 @@ class _Tree:
     def close(self) -> None:
         for target in self.targets.values():
             self._release(target)
+
+
+def _usable_cgroup(instance_id: str | None, leader: int | None) -> Path | None:
+    """The instance's cgroup if it holds all its processes: it exists and holds the live leader (an attached
+    process, or one started without cgroups, lives outside, and then only a ``/proc`` scan finds its tree)."""
+    path = cgroup.path_of(instance_id) if instance_id else None
+    if path is None:
+        return None
+    found = cgroup.members(path)
+    if found is None or (leader is not None and leader not in found):
+        return None
+    return path
+
+
+class _SharedScan:
+    """Whole-machine ``/proc`` snapshots shared by every stop in flight (the fallback without cgroups).
+
+    A request is served by the first scan that *starts after* it was made, so a snapshot never predates the
+    signals its requester sent (a kill round re-collects to catch what forked meanwhile). Requests that arrive
+    while a scan runs share the next one: a burst of N stops costs a few scans, not N.
+    """
+
+    def __init__(self) -> None:
+        self._next: asyncio.Future[procfs.Snapshot] | None = None
+        self._running = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def get(self) -> procfs.Snapshot:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new event loop (tests): nothing of the old one is usable
+            self._loop, self._next, self._running = loop, None, False
+        if self._next is None:
+            self._next = loop.create_future()
+            if not self._running:
+                loop.call_soon(self._start)  # one tick later: the stops of one batch join this scan
+        return await asyncio.shield(self._next)
+
+    def _start(self) -> None:
+        fut, self._next = self._next, None
+        if fut is None or self._loop is None:
+            return
+        self._running = True
+        task = self._loop.create_task(asyncio.to_thread(procfs.snapshot, INSTANCE_ENV))
+
+        def done(t: asyncio.Task[procfs.Snapshot]) -> None:
+            self._running = False
+            if t.cancelled():
+                fut.cancel()
+            elif t.exception() is not None:
+                fut.set_exception(t.exception())  # type: ignore[arg-type]
+            else:
+                fut.set_result(t.result())
+            if self._next is not None:
+                self._start()
+
+        task.add_done_callback(done)
+
+
+_shared = _SharedScan()
+
+
+async def shared_snapshot() -> procfs.Snapshot:
+    """A ``/proc`` snapshot taken after this call began, shared with concurrent callers."""
+    return await _shared.get()
 
 
 def _check_pid(pid: int) -> None:
@@ -272,6 +370,7 @@ async def terminate_tree(
     try:
         leader = _open_leader(tree, pid, create_time) if pid is not None else None
         leader_alive = leader is not None and not leader.gone.done()
+        tree.cgroup = _usable_cgroup(instance_id, leader.pid if leader_alive and leader is not None else None)
 
         await tree.collect()
         tree.send(sig, tree.alive(), skip_group_members=True)
@@ -298,6 +397,8 @@ async def terminate_tree(
         if exited is not None:
             await tree.wait([exited], loop.time() + kill_timeout)
         tree.reap(pid)
+        if tree.cgroup is not None and not tree.alive():
+            cgroup.remove(tree.cgroup)  # recreated by the next start; keeps the hierarchy from growing
         return TreeResult(
             targets=tuple(dict.fromkeys(tree.order)),
             killed=tuple(p for p in dict.fromkeys(tree.order) if p in tree.targets and tree.targets[p].killed),

@@ -88,3 +88,41 @@ def has_env(pid: int, needle: bytes) -> bool:
     except OSError:
         return False
     return needle in b"\0" + data
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Every live process at one moment, with what finding an agent's processes needs from each."""
+
+    stats: list[Stat]
+    children: dict[int, list[int]]
+    instance_of: dict[int, str]
+    """pid → the value of the marker variable in its initial environment (processes that carry it)."""
+
+
+def env_value(pid: int, key: bytes) -> str | None:
+    """The value of ``key`` in the process's initial environment, None when absent or unreadable."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            data = b"\0" + f.read()
+    except OSError:
+        return None
+    needle = b"\0" + key + b"="
+    at = data.find(needle)
+    if at < 0:
+        return None
+    start = at + len(needle)
+    end = data.find(b"\0", start)
+    return data[start : end if end >= 0 else len(data)].decode(errors="replace")
+
+
+def snapshot(marker: str) -> Snapshot:
+    """One pass over ``/proc``: stat of every process and the ``marker`` variable of those that carry it."""
+    stats = [s for s in scan() if not s.dead]
+    key = marker.encode()
+    instance_of: dict[int, str] = {}
+    for stat in stats:
+        value = env_value(stat.pid, key)
+        if value is not None:
+            instance_of[stat.pid] = value
+    return Snapshot(stats=stats, children=children_map(stats), instance_of=instance_of)
