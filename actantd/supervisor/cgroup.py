@@ -39,6 +39,7 @@ PARENT = "actant"
 """The directory under the daemon's own cgroup that holds one cgroup per agent."""
 
 
+@cache
 def _cgroup2_mount() -> Path | None:
     try:
         with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
@@ -106,6 +107,23 @@ def agent_cgroup(instance_id: str) -> Path | None:
     except OSError:
         return None
     return path
+
+
+def cgroup_of(pid: int) -> Path | None:
+    """The Actant agent cgroup ``pid`` is in (``.../actant/<instance id>``), None if it is in none of ours."""
+    root = base()
+    mount = _cgroup2_mount()
+    if root is None or mount is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/cgroup", encoding="utf-8") as f:
+            own = next((line[3:].strip() for line in f if line.startswith("0::")), None)
+    except OSError:
+        return None
+    if own is None:
+        return None
+    path = mount / own.lstrip("/")
+    return path if path.parent == root else None
 
 
 def open_procs(path: Path) -> int | None:
