@@ -29,7 +29,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,16 +138,12 @@ def _processes(pids: set[int] | list[int]) -> dict[int, psutil.Process]:
 
 @dataclass(eq=False)
 class _Target:
-    proc: psutil.Process
+    pid: int
     pidfd: int
     pgid: int | None
     gone: asyncio.Future[None]
     denied: bool = False
     killed: bool = False
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
 
 
 @dataclass(eq=False)
@@ -162,18 +158,26 @@ class _Tree:
 
     def add(self, proc: psutil.Process) -> _Target | None:
         """Hold ``proc`` by a pidfd, after checking the pid still names the process that was scanned."""
+        # is_running compares create_time: the pidfd was not opened on a recycled pid
+        return self.hold(proc.pid, proc.is_running)
+
+    def hold(self, pid: int, verify: Callable[[], bool] | None = None) -> _Target | None:
+        """Hold ``pid`` by a pidfd; ``verify``, called once the pidfd is open, says it is still the one meant."""
         try:
-            pidfd = os.pidfd_open(proc.pid)
+            pidfd = os.pidfd_open(pid)
         except OSError:
             return None
         try:
-            same = proc.is_running()  # compares create_time: the pidfd was not opened on a recycled pid
-            pgid = os.getpgid(proc.pid) if same else None
-        except OSError:
+            same = verify() if verify is not None else True
+            pgid = os.getpgid(pid) if same else None
+        except (OSError, psutil.Error):
             same, pgid = False, None
         if not same:
             os.close(pidfd)
             return None
+        return self._register(pid, pidfd, pgid)
+
+    def _register(self, pid: int, pidfd: int, pgid: int | None) -> _Target:
         gone: asyncio.Future[None] = self.loop.create_future()
 
         def on_exit() -> None:
@@ -183,29 +187,63 @@ class _Tree:
                 gone.set_result(None)
 
         self.loop.add_reader(pidfd, on_exit)
-        target = _Target(proc=proc, pidfd=pidfd, pgid=pgid, gone=gone)
-        self.targets[proc.pid] = target
-        self.order.append(proc.pid)
+        target = _Target(pid=pid, pidfd=pidfd, pgid=pgid, gone=gone)
+        self.targets[pid] = target
+        self.order.append(pid)
         return target
 
     def alive(self) -> list[_Target]:
         return [t for t in self.targets.values() if not t.gone.done()]
 
+    def _forget_if_recycled(self, pid: int) -> bool:
+        """Whether ``pid`` still needs holding; drops the holder of a dead process whose pid came back."""
+        known = self.targets.get(pid)
+        if known is not None and not known.gone.done():
+            return False
+        if known is not None:  # the pid was recycled after our target died: forget the old holder
+            self._release(known)
+            del self.targets[pid]
+        return True
+
+    def collect_cgroup(self, listed: list[int] | None = None) -> None:
+        """Hold every member of the cgroup not held yet: O(the agent's processes), no scan.
+
+        A pid read from ``cgroup.procs`` is held only if a second read, after its pidfd was opened, still
+        lists it: then the pidfd names a process of the cgroup, not a stranger that got a recycled pid.
+        """
+        assert self.cgroup is not None
+        if listed is None and not self.alive() and not cgroup.populated(self.cgroup):
+            return  # everything exited: nothing to read (the common case after a clean stop)
+        protected = _protected_pids()
+        members = listed if listed is not None else cgroup.members(self.cgroup) or []
+        opened: list[tuple[int, int]] = []
+        for pid in members:
+            if pid in protected or not self._forget_if_recycled(pid):
+                continue
+            with contextlib.suppress(OSError):
+                opened.append((pid, os.pidfd_open(pid)))
+        if not opened:
+            return
+        still = set(cgroup.members(self.cgroup) or ())
+        for pid, pidfd in opened:
+            pgid = None
+            if pid in still:
+                with contextlib.suppress(OSError):
+                    pgid = os.getpgid(pid)
+            if pgid is None:
+                os.close(pidfd)
+            else:
+                self._register(pid, pidfd, pgid)
+
     async def collect(self) -> None:
         if self.cgroup is not None:
-            protected = _protected_pids()
-            found = _processes([p for p in cgroup.members(self.cgroup) or () if p not in protected])
-        else:
-            seeds = {t.pid for t in self.alive()}
-            found = _match(await shared_snapshot(), seeds, self.pgid, self.instance_id)
+            self.collect_cgroup()
+            return
+        seeds = {t.pid for t in self.alive()}
+        found = _match(await shared_snapshot(), seeds, self.pgid, self.instance_id)
         for pid, proc in found.items():
-            known = self.targets.get(pid)
-            if known is not None and not known.gone.done():
-                continue
-            if known is not None:  # the pid was recycled after our target died: forget the old holder
-                self._release(known)
-                del self.targets[pid]
-            self.add(proc)
+            if self._forget_if_recycled(pid):
+                self.add(proc)
 
     def _group_usable(self) -> bool:
         """``killpg`` only while a live target we hold is in the group, so the group id cannot be recycled."""
@@ -257,16 +295,17 @@ class _Tree:
             self._release(target)
 
 
-def _usable_cgroup(instance_id: str | None, leader: int | None) -> Path | None:
-    """The instance's cgroup if it holds all its processes: it exists and holds the live leader (an attached
-    process, or one started without cgroups, lives outside, and then only a ``/proc`` scan finds its tree)."""
+def _usable_cgroup(instance_id: str | None, leader: int | None) -> tuple[Path, list[int]] | None:
+    """The instance's cgroup and its members if it holds all its processes: it exists and holds the live
+    leader (an attached process, or one started without cgroups, lives outside, and then only a ``/proc`` scan
+    finds its tree)."""
     path = cgroup.path_of(instance_id) if instance_id else None
     if path is None:
         return None
     found = cgroup.members(path)
     if found is None or (leader is not None and leader not in found):
         return None
-    return path
+    return path, found
 
 
 class _SharedScan:
@@ -333,16 +372,25 @@ def _open_leader(tree: _Tree, pid: int, create_time: float | None) -> _Target | 
     which its surviving group members keep using: the group is still ours to signal.
     """
     try:
-        proc = psutil.Process(pid)
-        if create_time is not None and abs(proc.create_time() - create_time) > exits.CREATE_TIME_TOLERANCE:
-            return None
-        leads_group = os.getpgid(pid) == pid and pid != os.getpgrp()
-        zombie = proc.status() == psutil.STATUS_ZOMBIE
-    except (psutil.Error, OSError):
+        pidfd = os.pidfd_open(pid)
+    except OSError:
         return None
-    if leads_group:
+    stat = procfs.read_stat(pid)  # read after the pidfd is open: if it is the recorded process, so is the pidfd
+    same = stat is not None
+    if same and create_time is not None:
+        try:
+            same = abs(psutil.Process(pid).create_time() - create_time) <= exits.CREATE_TIME_TOLERANCE
+        except psutil.Error:
+            same = False
+    if not same or stat is None:
+        os.close(pidfd)
+        return None
+    if stat.pgid == pid and pid != os.getpgrp():
         tree.pgid = pid
-    return None if zombie else tree.add(proc)
+    if stat.dead:
+        os.close(pidfd)
+        return None
+    return tree._register(pid, pidfd, stat.pgid)
 
 
 async def terminate_tree(
@@ -370,9 +418,12 @@ async def terminate_tree(
     try:
         leader = _open_leader(tree, pid, create_time) if pid is not None else None
         leader_alive = leader is not None and not leader.gone.done()
-        tree.cgroup = _usable_cgroup(instance_id, leader.pid if leader_alive and leader is not None else None)
-
-        await tree.collect()
+        usable = _usable_cgroup(instance_id, leader.pid if leader_alive and leader is not None else None)
+        if usable is not None:
+            tree.cgroup = usable[0]
+            tree.collect_cgroup(usable[1])
+        else:
+            await tree.collect()
         tree.send(sig, tree.alive(), skip_group_members=True)
 
         deadline = loop.time() + timeout
