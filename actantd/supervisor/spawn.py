@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import functools
 import os
 import shutil
 import subprocess
@@ -151,10 +150,12 @@ def spawn(
                 stderr=err_fd,
                 close_fds=True,
                 start_new_session=True,
-                preexec_fn=None if cgroup_fd is None else functools.partial(cgroup.join_in_child, cgroup_fd),
             )
         except OSError as exc:
             raise _launch_error(exc, executable, argv0, cwd_str, install_hint) from exc
+        else:
+            if cgroup_fd is not None:
+                cgroup.move(cgroup_fd, popen.pid)  # at once: see actantd.supervisor.cgroup for the window
         finally:
             if err_fd != out_fd:
                 os.close(err_fd)
