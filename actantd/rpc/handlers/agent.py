@@ -71,7 +71,10 @@ async def create(svc: Services, p: CreateP, ctx: CallContext) -> Any:
 
 @METHODS.method("agent.list", params=ListP)
 async def list_(svc: Services, p: ListP, ctx: CallContext) -> Any:
-    return {"agents": results.agent_list(svc.manager.records.values(), p.status, p.template)}
+    records = svc.manager.records
+    if results.cache_size() > 2 * len(records):  # destroyed instances: drop their cached encodings
+        results.prune_encoded(records)
+    return {"agents": results.agent_list(records.values(), p.status, p.template)}
 
 
 @METHODS.method("agent.status", params=NameP)
