@@ -1,4 +1,4 @@
-"""The benchmarks, one module per figure of DESIGN §12, in the table's order.
+"""The benchmarks, one module per figure (or group of figures) of the README's table, in its order.
 
 Each module has ``NAME`` (for ``--only``), ``ROWS`` (the figure and target of each of its table rows),
 ``BUDGET`` (seconds it may take at most) and ``run(ctx)`` returning its rows. ``run`` may leave processes

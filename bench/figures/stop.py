@@ -102,7 +102,7 @@ def _row(index: int, side: _Side, reps: int, extra: str = "") -> tuple[Row, floa
 
 
 def run(ctx: Ctx) -> list[Row]:
-    reps = ctx.pick(5, 2)
+    reps = ctx.pick(3, 2)
     rows: list[Row] = []
     small = _Side(ctx, 100)
     try:
