@@ -17,7 +17,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import IO, Any
 
@@ -256,34 +255,16 @@ def main(argv: list[str] | None = None) -> None:
         log.info("seeded configs at %s from the bundled examples", layout.configs)
     set_child_subreaper()
     limit_malloc_arenas()
+    import uvloop
+
     try:
-        code = run_loop(_run(layout))
+        code = uvloop.run(_run(layout))
     except ActantError as exc:
         print(f"actantd: {exc.message}", file=sys.stderr)
         code = 1
     finally:
         lock.close()
     raise SystemExit(code)
-
-
-LOOP_ENV = "ACTANT_EVENT_LOOP"
-"""``uvloop`` (the default) or ``asyncio``: which event loop the daemon runs on (see :func:`run_loop`)."""
-
-
-def run_loop(main: Coroutine[Any, Any, int]) -> int:
-    """Run the daemon on uvloop, or on asyncio's own loop with ``ACTANT_EVENT_LOOP=asyncio``.
-
-    The trade (measured, see the README's benchmark notes): uvloop needs the ``ssl`` module, whose OpenSSL
-    libraries cost about 5 MiB of RSS in a daemon that never speaks TLS; asyncio's loop without ``ssl``
-    (blocked in :mod:`actantd.__main__` before anything imports it) saves that, for a slower loop.
-    """
-    if os.environ.get(LOOP_ENV, "uvloop") == "asyncio":
-        result: int = asyncio.run(main)
-        return result
-    import uvloop
-
-    code: int = uvloop.run(main)
-    return code
 
 
 async def _run(layout: Layout) -> int:
