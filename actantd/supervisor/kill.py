@@ -2,11 +2,25 @@
 
 "After ``stop`` returns, no process of the agent is left." supervisord signals one pid and PM2 a tree it
 walks once; both lose processes that double-fork and ``setsid`` away, and both forget everything after a
-restart. Here the targets are, collected *before* any signal is sent (once a parent dies its children are
-reparented and the tree can no longer be walked):
+restart. Here the targets are collected *before* any signal is sent (once a parent dies its children are
+reparented and the tree can no longer be walked), in one of two ways.
+
+**With a cgroup per agent** (:mod:`.cgroup`; used whenever the instance's cgroup exists and holds the live
+leader): the targets are the members of the agent's cgroup, read from ``cgroup.procs``, and the SIGKILL
+rounds also write ``cgroup.kill``, which kills every member atomically. Cost: O(the agent's own processes),
+whatever else runs on the machine. It also catches the one process the fallback cannot: a setsid'd,
+double-forked descendant that cleared its environment. Chosen over the other ways to avoid a whole-machine
+scan per stop because it is the only one that is both O(agent) and complete: the daemon's own children
+table (it is a subreaper) only holds the orphans that were reparented to it, not an agent's live subtree
+(``/proc/PID/task/TID/children`` is a kernel option, absent on this machine, for one), and says nothing
+after a daemon restart; a shared snapshot still reads every process on the machine, once per batch.
+
+**Without** (no writable cgroup v2, ``ACTANT_CGROUPS=0``, an attached process, an agent started before
+cgroups were in use), from one ``/proc`` snapshot *shared by every stop in flight* (:func:`shared_snapshot`:
+a burst of N stops costs a few scans, not N):
 
 1. the agent's process group (the agent is a session leader, see :mod:`.spawn`),
-2. all descendants of every target (walked from one ppid map of the whole system),
+2. all descendants of every target (walked from the snapshot's ppid map),
 3. every process of our uid whose environment holds ``ACTANT_INSTANCE_ID=<id>``: the daemon sets it on every
    agent and descendants inherit it, so this finds setsid'd, double-forked escapees wherever they were
    reparented, including after a daemon restart.
