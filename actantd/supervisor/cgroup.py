@@ -33,6 +33,8 @@ import os
 from functools import cache
 from pathlib import Path
 
+from actantd.supervisor import procfs
+
 DISABLE_ENV = "ACTANT_CGROUPS"
 """``ACTANT_CGROUPS=0`` turns cgroups off (the daemon then behaves as on a machine without them)."""
 
@@ -150,21 +152,14 @@ def move(fd: int, pid: int) -> bool:
 
 def members(path: Path) -> list[int] | None:
     """Live pids in the cgroup (zombies are not listed); None when it does not exist."""
-    try:
-        with open(path / "cgroup.procs", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    return [int(x) for x in data.split()]
+    data = procfs.read_small(f"{path}/cgroup.procs")
+    return None if data is None else [int(x) for x in data.split()]
 
 
 def populated(path: Path) -> bool:
     """Whether any live process is in the cgroup (``cgroup.events``: cheaper than listing them)."""
-    try:
-        with open(path / "cgroup.events", "rb") as f:
-            return b"populated 1" in f.read()
-    except OSError:
-        return False
+    data = procfs.read_small(f"{path}/cgroup.events")
+    return data is not None and b"populated 1" in data
 
 
 def kill_all(path: Path) -> bool:
