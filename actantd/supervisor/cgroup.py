@@ -14,13 +14,13 @@ resource delegation, only write access to our own cgroup: root has it; a user se
 ``Delegate=yes`` (systemd then gives the unit's cgroup to its user). Instance ids are UUIDs, so daemons that
 share a cgroup (tests, several homes) never share an agent's cgroup.
 
-How an agent gets in: right after ``Popen`` returns (the agent has just exec'd), the spawning thread writes
-its pid into the cgroup's ``cgroup.procs``: one syscall, a few microseconds. Moving it before exec instead
-(a ``preexec_fn`` writing ``0``) would close the window below, but a ``preexec_fn`` forces subprocess off its
-vfork path, which measured 5 ms per spawn here against 0.2 ms (it would make every restart 5 ms slower).
-The window: a process the agent forks in the first tens of microseconds after exec, before the move, stays
-outside. It is still in the agent's process group (which stop signals as a whole) unless it also
-``setsid``'d within that window; no real agent runtime forks that early (an interpreter is still loading).
+How an agent gets in: the spawning code opens ``cgroup.procs`` of the agent's cgroup and the child writes
+``0`` (itself) into it between fork and exec (a ``preexec_fn`` that makes one ``write`` syscall), so the agent
+is inside before its first instruction and nothing it forks can be outside. The price: a ``preexec_fn`` takes
+subprocess off its vfork path, about 5 ms per spawn on a loaded 2-core machine (0.2 ms without). Writing the
+pid from the parent right after ``Popen`` returns is free but races the agent's first forks: under load the
+spawning thread can wait tens of milliseconds for the GIL after the exec, long enough for an interpreter to
+start and fork, and those children would then be outside (a soak test caught exactly that).
 
 When it is not available (no cgroup2 mount, no write access, a kernel before 5.14 without ``cgroup.kill``, or
 ``ACTANT_CGROUPS=0`` in the daemon's environment), :func:`agent_cgroup` returns None and :mod:`.kill` falls
@@ -135,6 +135,19 @@ def open_procs(path: Path) -> int | None:
         return os.open(path / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
     except OSError:
         return None
+
+
+def join_in_child(fd: int) -> None:
+    """Run in the child between fork and exec: move the calling process into the cgroup of ``fd``.
+
+    One ``write`` syscall and nothing else (no allocation-heavy Python, no locks), because it runs in a fork
+    of a threaded process. A failure is ignored: the agent then runs outside, and :mod:`.kill` sees that the
+    leader is not a member and falls back to the ``/proc`` scan.
+    """
+    try:
+        os.write(fd, b"0")
+    except OSError:
+        pass
 
 
 def move(fd: int, pid: int) -> bool:

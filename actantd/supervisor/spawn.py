@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import os
 import shutil
 import subprocess
@@ -150,12 +151,11 @@ def spawn(
                 stderr=err_fd,
                 close_fds=True,
                 start_new_session=True,
+                # Into the agent's cgroup between fork and exec, so nothing it forks can be outside.
+                preexec_fn=None if cgroup_fd is None else functools.partial(cgroup.join_in_child, cgroup_fd),
             )
         except OSError as exc:
             raise _launch_error(exc, executable, argv0, cwd_str, install_hint) from exc
-        else:
-            if cgroup_fd is not None:
-                cgroup.move(cgroup_fd, popen.pid)  # at once: see actantd.supervisor.cgroup for the window
         finally:
             if err_fd != out_fd:
                 os.close(err_fd)
