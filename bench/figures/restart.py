@@ -27,7 +27,7 @@ PAUSE = 0.05
 
 
 def run(ctx: Ctx) -> list[Row]:
-    rounds = ctx.pick(100, 15)
+    rounds = ctx.pick(60, 15)
     row = Row(NAME, *ROWS[0])
     modules = pm2.install()
     daemon = ActantDaemon(ctx.workdir("restart-actant"), ctx.procs)

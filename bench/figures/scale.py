@@ -96,7 +96,7 @@ def _list_times(rpc: Rpc, count: int, calls: int) -> list[float]:
 def run(ctx: Ctx) -> list[Row]:
     n = ctx.pick(1000, 200)
     mid = min(500, n)
-    window = ctx.pick(30, 5)
+    window = ctx.pick(20, 5)
     rounds = ctx.pick(100, 20)
     keys = ("idle100", "idleN", "exit", "list", "rss", "shutdown")
     rows = {k: Row(NAME, *r) for k, r in zip(keys, ROWS, strict=True)}
