@@ -150,19 +150,6 @@ def join_in_child(fd: int) -> None:
         pass
 
 
-def move(fd: int, pid: int) -> bool:
-    """Move ``pid`` into the cgroup of ``fd`` (an fd from :func:`open_procs`); False if that failed.
-
-    A failure leaves the agent outside its cgroup; :mod:`.kill` then sees the leader is not a member and finds
-    its processes with the ``/proc`` fallback, so nothing is lost but speed.
-    """
-    try:
-        os.write(fd, str(pid).encode())
-    except OSError:
-        return False
-    return True
-
-
 def members(path: Path) -> list[int] | None:
     """Live pids in the cgroup (zombies are not listed); None when it does not exist."""
     data = procfs.read_small(f"{path}/cgroup.procs")
