@@ -31,7 +31,7 @@ soak: $(STAMP)
 	$(BIN)/pytest -q -m soak
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # Runs the daemon in the foreground on the bundled configs, state under ./.run (git-ignored).
 run: $(STAMP)

@@ -37,7 +37,7 @@ from actantd.rpc.protocol import CallContext, CallOutcome, Dispatcher
 from actantd.rpc.server import RpcServer, inherited_listen_socket
 from actantd.rpc.services import DaemonInfo, Services
 from actantd.rpc.streams import LogStreams
-from actantd.supervisor.exits import reap_orphans
+from actantd.supervisor import exits
 from actantd.supervisor.spawn import default_ignored_signals, set_child_subreaper
 
 log = logging.getLogger("actantd")
@@ -152,8 +152,8 @@ class Daemon:
         task.add_done_callback(self._hup_tasks.discard)
 
     async def _housekeeping(self) -> None:
-        """Log rotation, reaping of orphaned grandchildren (we are their subreaper), and returning freed heap
-        memory to the system now and then."""
+        """Log rotation and returning freed heap memory to the system now and then. (Orphaned grandchildren,
+        of which we are the subreaper, are reaped on SIGCHLD by :class:`exits.OrphanReaper`, not here.)"""
         rounds = 0
         while not self._stop.is_set():
             rounds += 1
@@ -163,7 +163,6 @@ class Daemon:
                 # In a thread: copying a big log must never stall the event loop (an agent that writes fast
                 # must not make the daemon slow).
                 await asyncio.to_thread(self.manager.rotate_logs, LOG_MAX_BYTES, LOG_BACKUPS)
-                reap_orphans()
                 if rounds % TRIM_EVERY_ROUNDS == 0:
                     trim_heap()
             except Exception:  # a failed round must not end rotation and reaping for the daemon's lifetime
@@ -178,6 +177,11 @@ class Daemon:
         self.journal.daemon_event("started", pid=os.getpid(), version=__version__)
         for issue in self.configs.errors:
             log.warning("config: %s", issue)
+        # Orphans (we are their subreaper) are reaped on SIGCHLD, not by a periodic scan. An embedded daemon
+        # (the tests' in-process one) leaves that to its host process, whose children it must not reap.
+        reaper = exits.OrphanReaper(loop) if self._signal_handlers else None
+        if reaper is not None:
+            reaper.start()
         await self.manager.initialize()
         inherited = inherited_listen_socket()
         self.server = RpcServer(self.dispatcher, None if inherited else self.layout.socket, inherited)
@@ -199,6 +203,8 @@ class Daemon:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if reaper is not None:
+            reaper.close()
         self.journal.daemon_event("stopped", pid=os.getpid(), keepAgents=self._keep_agents)
         self.journal.close()
         return 0

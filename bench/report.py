@@ -1,4 +1,4 @@
-"""The results table: one row per figure of DESIGN §12, printed for people and written as Markdown."""
+"""The results table: one row per benchmark figure, printed for people and written as Markdown."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class Row:
     target: str
     actant: str = "n/a"
     peer: str = "—"
-    """supervisord's figure, where DESIGN §12 compares with it (or gives it for context)."""
+    """The peers' figures measured in the same run (supervisord, circus, PM2), named in the cell."""
     result: str = ERROR
     notes: list[str] = field(default_factory=list)
 
@@ -26,7 +26,7 @@ def verdict(ok: bool) -> str:
     return PASS if ok else FAIL
 
 
-HEADERS = ("#", "Figure", "Target", "Actant", "supervisord", "Result")
+HEADERS = ("#", "Figure", "Target", "Actant", "Peer (same run)", "Result")
 
 
 def _cells(rows: list[Row]) -> list[tuple[str, ...]]:

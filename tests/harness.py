@@ -293,7 +293,6 @@ class InProcessDaemon(DaemonBase):
 
         layout = Layout(home=self.home, configs=self.configs, socket=self.socket)
         self._lock = acquire_lock(layout)
-        _orphan_reaping(False)
         seed_configs(layout.configs)
         ready = threading.Event()
         self._result = []
@@ -360,28 +359,6 @@ class InProcessDaemon(DaemonBase):
         if self._lock is not None:
             self._lock.close()
             self._lock = None
-            _orphan_reaping(True)
-
-
-_embedded = [0]
-"""How many in-process daemons run now; orphan reaping is off while any does."""
-
-
-def _orphan_reaping(on: bool) -> None:
-    """Turn the daemon's housekeeping reaping off for in-process daemons (see :class:`InProcessDaemon`).
-
-    The daemon module's own name is patched, so only daemons in this process are affected (a subprocess
-    daemon has its own), and ``actantd.supervisor.exits.reap_orphans`` itself stays testable.
-    """
-    import actantd.daemon
-    from actantd.supervisor import exits
-
-    _embedded[0] += -1 if on else 1
-    actantd.daemon.reap_orphans = exits.reap_orphans if _embedded[0] == 0 else _reap_nothing  # type: ignore[assignment]
-
-
-def _reap_nothing(known: Any = ()) -> list[int]:
-    return []
 
 
 @contextlib.contextmanager

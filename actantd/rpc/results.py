@@ -23,16 +23,58 @@ def agent(record: InstanceRecord) -> dict[str, Any]:
     return out
 
 
-def agent_list(records: Iterable[InstanceRecord], status: str | None, template: str | None) -> list[dict[str, Any]]:
+def agent_list(records: Iterable[InstanceRecord], status: str | None, template: str | None) -> list[msgspec.Raw]:
+    """Records sorted by name, filtered by exact status and template when given, each already JSON.
+
+    Each record is encoded once per change, not once per call (:class:`_EncodedRecords`): a record is
+    immutable and replaced on every transition, so its identity says whether the cached bytes are current.
+    With 1,000 agents that turns a list into a sort and a copy of bytes. The reply encoder embeds
+    :class:`msgspec.Raw` as it is; in-process callers that want dicts use :func:`agent`.
+    """
+    return [_encoded.get(record) for record in select(records, status, template)]
+
+
+def select(records: Iterable[InstanceRecord], status: str | None, template: str | None) -> list[InstanceRecord]:
     """Records sorted by name, filtered by exact status and template when given."""
-    out = []
-    for record in sorted(records, key=lambda r: r.name):
-        if status is not None and record.status.value != status:
-            continue
-        if template is not None and record.template_ref != template:
-            continue
-        out.append(agent(record))
-    return out
+    return [
+        r
+        for r in sorted(records, key=lambda r: r.name)
+        if (status is None or r.status.value == status) and (template is None or r.template_ref == template)
+    ]
+
+
+class _EncodedRecords:
+    """name → (the record last encoded, its JSON). The list handler prunes destroyed instances' entries
+    once there are more than twice as many entries as instances."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[InstanceRecord, msgspec.Raw]] = {}
+        self._encoder = msgspec.json.Encoder()
+
+    def get(self, record: InstanceRecord) -> msgspec.Raw:
+        hit = self._cache.get(record.name)
+        if hit is not None and hit[0] is record:
+            return hit[1]
+        raw = msgspec.Raw(self._encoder.encode(record))
+        self._cache[record.name] = (record, raw)
+        return raw
+
+    def prune(self, live: Iterable[str]) -> None:
+        keep = set(live)
+        for name in [n for n in self._cache if n not in keep]:
+            del self._cache[name]
+
+
+_encoded = _EncodedRecords()
+
+
+def cache_size() -> int:
+    return len(_encoded._cache)
+
+
+def prune_encoded(names: Iterable[str]) -> None:
+    """Forget cached encodings of instances that no longer exist (called with every current name)."""
+    _encoded.prune(names)
 
 
 def live(figures: Figures | None) -> dict[str, Any] | None:

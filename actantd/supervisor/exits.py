@@ -8,9 +8,9 @@ after a daemon restart (it is no longer our child) and for one attached with ``a
 For our own children the daemon reaps itself, with ``waitid(P_PIDFD, ...)`` on that same pidfd: the fd names
 exactly one process, so a reused pid can never make us reap (or report) the wrong one. We do not use asyncio's
 child watchers: they would race us for the status, and since the daemon is a child subreaper it also has to
-reap orphaned grandchildren that no library knows about (:func:`reap_orphans`). Children being watched here
-(and children just spawned, see :func:`claim_child`) are remembered so that :func:`reap_orphans` never
-steals their status.
+reap orphaned grandchildren that no library knows about (:class:`OrphanReaper`, on SIGCHLD; the older
+:func:`reap_orphans` scans every process and stays for tests and one-off use). Children being watched here
+(and children just spawned, see :func:`claim_child`) are remembered so that neither steals their status.
 
 For a process that is not our child the exit status is not ours to read: ``code`` and ``signal`` are None.
 """
@@ -26,6 +26,7 @@ import subprocess
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import Any
 
 import psutil
 
@@ -267,6 +268,113 @@ def reap_orphans(known: Collection[int] = ()) -> list[int]:
         if done == pid:
             reaped.append(pid)
     return reaped
+
+
+ORPHAN_GRACE_SECONDS = 0.5
+"""An unclaimed zombie child is reaped only after it stayed one this long: a child someone just started may
+exit before its owner has claimed it (``Popen`` returns in a worker thread, then it calls :func:`claim_child`),
+and its status is the owner's. Orphans lose nothing by waiting half a second."""
+
+_BUSY_RETRY_SECONDS = (0.01, 0.05, 0.25, 1.0)
+"""When the first zombie is one whose owner is about to reap it, look again after these delays."""
+
+
+class OrphanReaper:
+    """Reap orphaned zombie children (we are their subreaper) when SIGCHLD says one died: no periodic scan.
+
+    ``waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT)`` peeks at one zombie child without reaping it; a child
+    someone owns (:func:`watch_exit`, :func:`claim_child`) is left to its owner, which reaps it as its pidfd
+    turns readable, and we look again shortly after; an unowned one is reaped once it is
+    :data:`ORPHAN_GRACE_SECONDS` old. Each sweep costs a syscall per orphan, nothing per agent, and no timer
+    runs while there is no zombie. The agents' own exits keep going through their pidfds untouched.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._head: tuple[int, float] | None = None
+        """The first zombie seen by the last sweep and since when: the grace runs from there."""
+        self._busy_rounds = 0
+        self._via_loop = False
+        self._previous: Any = None
+        self.reaped = 0
+
+    def start(self) -> None:
+        """Listen for SIGCHLD (main thread only). uvloop refuses a loop handler for SIGCHLD (libuv would use it
+        for loop subprocesses, which the daemon never starts), so there a plain ``signal`` handler hands the
+        wake-up to the loop; the interpreter runs it when the signal interrupts the loop's wait."""
+        try:
+            self._loop.add_signal_handler(signal.SIGCHLD, self.poke)
+            self._via_loop = True
+        except RuntimeError:
+            self._previous = signal.signal(signal.SIGCHLD, self._on_signal)
+            self._via_loop = False
+        self.poke()  # whatever died before we listened
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing left to reap for
+            self._loop.call_soon_threadsafe(self.poke)
+        previous = self._previous
+        if callable(previous):
+            previous(signum, frame)
+
+    def close(self) -> None:
+        if self._via_loop:
+            with contextlib.suppress(RuntimeError, ValueError):
+                self._loop.remove_signal_handler(signal.SIGCHLD)
+        elif self._previous is not None or signal.getsignal(signal.SIGCHLD) == self._on_signal:
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(signal.SIGCHLD, self._previous if self._previous is not None else signal.SIG_DFL)
+        self._via_loop, self._previous = False, None
+        self._cancel_timer()
+
+    def poke(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.sweep)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _later(self, delay: float) -> None:
+        self._cancel_timer()
+        self._timer = self._loop.call_later(delay, self.poke)
+
+    def sweep(self) -> list[int]:
+        """Reap every unowned zombie that is old enough; returns their pids."""
+        self._scheduled = False
+        self._cancel_timer()
+        reaped: list[int] = []
+        while True:
+            try:
+                peek = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                peek = None  # no children at all
+            if peek is None or peek.si_pid == 0:
+                self._head, self._busy_rounds = None, 0
+                return reaped
+            pid = peek.si_pid
+            if pid in _owned_children:  # its watcher reaps it; what is behind it waits for the next look
+                delay = _BUSY_RETRY_SECONDS[min(self._busy_rounds, len(_BUSY_RETRY_SECONDS) - 1)]
+                self._busy_rounds += 1
+                self._later(delay)
+                return reaped
+            self._busy_rounds = 0
+            now = time.monotonic()
+            if self._head is None or self._head[0] != pid:
+                self._head = (pid, now)
+            wait = self._head[1] + ORPHAN_GRACE_SECONDS - now
+            if wait > 0:
+                self._later(wait)
+                return reaped
+            with contextlib.suppress(ChildProcessError):
+                if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG) is not None:
+                    reaped.append(pid)
+                    self.reaped += 1
+            self._head = None
 
 
 def is_same_process(pid: int, create_time: float | None, tolerance: float = CREATE_TIME_TOLERANCE) -> bool:

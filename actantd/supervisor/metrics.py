@@ -5,8 +5,11 @@ and reports the usage since the previous sample of that pid. On the first sample
 previous reading; the average since the process started is reported instead of psutil's meaningless 0.0.
 
 Cost stays small with hundreds of agents: the per-process reads share one ``oneshot()`` (one read of each
-``/proc`` file), and :meth:`MetricsSampler.sample_many` counts descendants of all agents from a single pass
-over ``/proc`` instead of one pass per agent. Pids that died, or that another process now holds, are dropped.
+``/proc`` file); an agent in its own cgroup (:mod:`.cgroup`) has its processes counted from that cgroup (one
+small read, "children" then also counts setsid'd escapees), and :meth:`MetricsSampler.sample_many` counts the
+descendants of the others from a single pass over ``/proc`` instead of one pass per agent. Nothing here runs
+unless asked: the sampler is read by ``agent status``, never on a timer. Pids that died, or that another
+process now holds, are dropped.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from actantd.supervisor import procfs
+from actantd.supervisor import cgroup, procfs
 from actantd.supervisor.exits import CREATE_TIME_TOLERANCE
 
 
@@ -49,6 +52,9 @@ class MetricsSampler:
         figures = self._sample(pid, create_time)
         if figures is None:
             return None
+        in_cgroup = _cgroup_count(pid)
+        if in_cgroup is not None:
+            return _with_children(figures, in_cgroup)
         children_map = procfs.children_map(procfs.scan())
         return _with_children(figures, len(procfs.descendants([pid], children_map)))
 
@@ -58,11 +64,16 @@ class MetricsSampler:
         for pid in set(self._procs) - set(wanted):
             self.forget(pid)
         out: dict[int, Figures | None] = {pid: self._sample(pid, ct) for pid, ct in wanted.items()}
-        if any(f is not None for f in out.values()):
-            children_map = procfs.children_map(procfs.scan())
-            for pid, figures in out.items():
-                if figures is not None:
-                    out[pid] = _with_children(figures, len(procfs.descendants([pid], children_map)))
+        children_map: dict[int, list[int]] | None = None
+        for pid, figures in out.items():
+            if figures is None:
+                continue
+            count = _cgroup_count(pid)
+            if count is None:
+                if children_map is None:  # one pass over /proc for all agents outside a cgroup
+                    children_map = procfs.children_map(procfs.scan())
+                count = len(procfs.descendants([pid], children_map))
+            out[pid] = _with_children(figures, count)
         return out
 
     def _process(self, pid: int) -> tuple[psutil.Process, bool] | None:
@@ -102,6 +113,18 @@ class MetricsSampler:
             self.forget(pid)
             return None
         return Figures(cpu_percent=round(cpu, 1), rss_bytes=rss, uptime_seconds=uptime, children=0, threads=threads)
+
+
+def _cgroup_count(pid: int) -> int | None:
+    """The agent's other processes, from its own cgroup (:mod:`.cgroup`): one small read instead of a pass over
+    ``/proc``. None when ``pid`` is not the agent of an Actant cgroup (then descendants are counted)."""
+    path = cgroup.cgroup_of(pid)
+    if path is None:
+        return None
+    found = cgroup.members(path)
+    if found is None or pid not in found:
+        return None
+    return len(found) - 1
 
 
 def _with_children(figures: Figures, children: int) -> Figures:

@@ -134,15 +134,28 @@ class AgentProcess:
             if record.status is S.RESTARTING:
                 await owner.transition(record, S.FAILED, exc.message)
             raise
-        if record.status is not S.STARTING:
-            record = await owner.transition(record, S.STARTING, reason, **changes)
         layout = owner.layout
         acp = speaks_acp(resolved, record)
+        start = functools.partial(
+            spawn.spawn, spec.argv, spec.cwd, spec.env, layout.log_file(name, "stdout"),
+            layout.log_file(name, "stderr"), spec.install_hint, stdio_pipes=acp,
+        )  # fmt: skip
+        spawning: asyncio.Future[spawn.Spawned] | None = None
+        if record.status is S.RESTARTING:
+            # perf (#13): a restart by policy forks and execs while Starting is being persisted, so the spawn
+            # overlaps the two fsyncs instead of following them. Starting is still persisted before it is
+            # announced, and Running only after both. Safe to reorder here: a daemon crash in between leaves
+            # Restarting on disk, and recovery kills whatever carries the instance before it decides anything.
+            spawning = asyncio.ensure_future(asyncio.to_thread(start))
+        if record.status is not S.STARTING:
+            try:
+                record = await owner.transition(record, S.STARTING, reason, **changes)
+            except BaseException:
+                if spawning is not None:
+                    await _discard_spawn(spawning, record.instance_id)
+                raise
         try:
-            spawned = await asyncio.to_thread(
-                functools.partial(spawn.spawn, stdio_pipes=acp), spec.argv, spec.cwd, spec.env,
-                layout.log_file(name, "stdout"), layout.log_file(name, "stderr"), spec.install_hint,
-            )  # fmt: skip
+            spawned = await (spawning if spawning is not None else asyncio.to_thread(start))
         except Exception as exc:
             launch = exc if isinstance(exc, AgentLaunch) else AgentLaunch(f"{name}: could not start: {exc}", agent=name)
             launch.context.setdefault("agent", name)
@@ -495,6 +508,17 @@ class AgentProcess:
         self._unwatch()
         for task in list(self._tasks):
             task.cancel()
+
+
+async def _discard_spawn(spawning: asyncio.Future[spawn.Spawned], instance_id: str) -> None:
+    """A process spawned ahead of a Starting write that then failed: it must not live (nor stay a zombie)."""
+    try:
+        spawned = await spawning
+    except Exception:  # the spawn failed too: nothing to discard
+        return
+    loop = asyncio.get_running_loop()
+    exited = exits.watch_exit(loop, spawned.pid, is_child=True, popen=spawned.popen)
+    await kill.terminate_tree(spawned.pid, instance_id=instance_id, timeout=LEFTOVER_TIMEOUT, exited=exited)
 
 
 def _log_task_error(task: asyncio.Task[Any]) -> None:

@@ -32,7 +32,7 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +40,10 @@ import psutil
 
 from actantd.errors import AgentLaunch
 from actantd.libc import libc
-from actantd.supervisor import exits
+from actantd.supervisor import cgroup, exits
+
+INSTANCE_ENV = "ACTANT_INSTANCE_ID"
+"""The marker the manager sets on every agent (the same as :data:`actantd.supervisor.kill.INSTANCE_ENV`)."""
 
 PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
@@ -102,6 +105,21 @@ def _reset_to_default(signals: list[int]) -> None:
         signal.signal(sig, signal.SIG_DFL)
 
 
+def _child_setup(cgroup_fd: int | None, ignored: list[int]) -> Callable[[], None] | None:
+    """What must run in the child between fork and exec, or None when nothing must (a ``preexec_fn`` costs
+    subprocess's vfork path): joining the agent's cgroup, so nothing it forks can be outside, and resetting
+    the signals a host process ignores (an embedded daemon; agents start with default dispositions)."""
+    if cgroup_fd is None and not ignored:
+        return None
+
+    def setup() -> None:
+        if cgroup_fd is not None:
+            cgroup.join_in_child(cgroup_fd)
+        _reset_to_default(ignored)
+
+    return setup
+
+
 def _open_log(path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True, mode=LOG_DIR_MODE)
     return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, LOG_MODE)
@@ -144,7 +162,8 @@ def spawn(
     """Start ``argv`` detached from the daemon (see module docstring); raise :class:`AgentLaunch` on failure.
 
     ``env`` is the complete environment of the agent (:mod:`actantd.launch` adds ``ACTANT_INSTANCE_ID`` so
-    :func:`actantd.supervisor.kill.find_instance_processes` can find escaped descendants later). The same
+    :func:`actantd.supervisor.kill.find_instance_processes` can find escaped descendants later). With that
+    marker and cgroups available the agent starts inside its own cgroup (:mod:`.cgroup`). The same
     path may be given for stdout and stderr to interleave them in one file. Call
     :func:`actantd.supervisor.exits.watch_exit` right after, without awaiting in between, so the exit is
     watched before anything else could reap it.
@@ -170,6 +189,7 @@ def spawn(
 
     ignored = ignored_signals()
     out_path, err_path = Path(stdout_path), Path(stderr_path)
+    cgroup_fd = _cgroup_fd(env)
     out_fd = _open_log(out_path)
     try:
         err_fd = out_fd if err_path == out_path else _open_log(err_path)
@@ -184,8 +204,7 @@ def spawn(
                 stderr=err_fd,
                 close_fds=True,
                 start_new_session=True,
-                # Only when something is still ignored (an embedded daemon): preexec_fn costs the vfork path.
-                preexec_fn=(lambda: _reset_to_default(ignored)) if ignored else None,
+                preexec_fn=_child_setup(cgroup_fd, ignored),
             )
         except OSError as exc:
             raise _launch_error(exc, executable, argv0, cwd_str, install_hint) from exc
@@ -204,6 +223,14 @@ def spawn(
         exits.release_child(popen.pid)
         raise AgentLaunch(f"'{argv0}' started but vanished at once", executable=argv0, hint=install_hint) from exc
     return Spawned(pid=popen.pid, create_time=create_time, popen=popen, executable=executable)
+
+
+def _cgroup_fd(env: Mapping[str, str]) -> int | None:
+    """An fd on the instance's cgroup (see :mod:`.cgroup`) for an agent, None for anything else or where
+    cgroups are unavailable. The agent is the process whose env carries the instance marker."""
+    instance_id = env.get(INSTANCE_ENV)
+    path = cgroup.agent_cgroup(instance_id) if instance_id else None
+    return cgroup.open_procs(path) if path is not None else None
 
 
 def set_child_subreaper() -> None:

@@ -1,4 +1,4 @@
-"""The benchmarks, one module per figure of DESIGN §12, in the table's order.
+"""The benchmarks, one module per figure (or group of figures) of the README's table, in its order.
 
 Each module has ``NAME`` (for ``--only``), ``ROWS`` (the figure and target of each of its table rows),
 ``BUDGET`` (seconds it may take at most) and ``run(ctx)`` returning its rows. ``run`` may leave processes
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.context import Ctx
-from bench.figures import cli_list, crash, list_socket, ping, rss, skill, start, startup
+from bench.figures import cli_list, crash, list_socket, ping, restart, rss, scale, skill, start, startup, stop
 from bench.report import Row
 
 
@@ -24,8 +24,7 @@ class Figure:
     budget_seconds: float
 
 
-FIGURES = tuple(
-    Figure(m.NAME, m.run, m.ROWS, m.BUDGET) for m in (cli_list, list_socket, ping, crash, start, startup, rss, skill)
-)
+_MODULES = (cli_list, list_socket, ping, crash, restart, start, stop, startup, rss, skill, scale)
+FIGURES = tuple(Figure(m.NAME, m.run, m.ROWS, m.BUDGET) for m in _MODULES)
 
 BY_NAME = {f.name: f for f in FIGURES}

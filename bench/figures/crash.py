@@ -3,7 +3,7 @@
 One instance of a template restarted at once by policy. Each round: read the pid, take ``perf_counter``,
 ``SIGKILL`` it, and wait on a subscribed connection for the ``transition`` event with ``to == "Crashed"``;
 the latency is the arrival of that event's line. Right then ``.actant.json`` must already say ``Crashed`` (or
-a later state of the same crash: ``Restarting``, or ``Running`` with a new pid), since the daemon persists
+a later state of the same crash: ``Restarting``, ``Starting``, or ``Running`` with a new pid), since it persists
 before it publishes. Then the round waits for the restart and checks the file again.
 """
 
@@ -73,7 +73,7 @@ def run(ctx: Ctx) -> list[Row]:
             if state == "Running" and record["pid"] != pid:
                 state = "Running (new pid)"
             seen_on_disk[state] = seen_on_disk.get(state, 0) + 1
-            if state not in ("Crashed", "Restarting", "Running (new pid)"):
+            if state not in ("Crashed", "Restarting", "Starting", "Running (new pid)"):  # later states of this crash
                 problems.append(f"round {i}: .actant.json said {record['status']} (pid {record['pid']}) at the event")
             at_running, _ = events.wait_event(_is("Running"), timeout=30)
             after = daemon.record(AGENT)

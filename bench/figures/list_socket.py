@@ -17,10 +17,11 @@ from bench.report import Row, verdict
 from bench.stats import ms, percentile
 
 NAME = "list-1000"
-ROWS = (("`agent.list` over the socket, 1,000 instances", "p50 ≤ 5 ms"),)
+ROWS = (("`agent.list` over the socket, 1,000 instances", "p50 ≤ 5 ms, p99 ≤ 10 ms"),)
 BUDGET = 300.0
 COUNT = 1000
 TARGET = 0.005
+TARGET_P99 = 0.010
 
 
 def run(ctx: Ctx) -> list[Row]:
@@ -51,10 +52,10 @@ def run(ctx: Ctx) -> list[Row]:
             size = len(line)
     rss = daemon.rss()
     daemon.stop()
-    p50 = percentile(wire, 50)
+    p50, p99 = percentile(wire, 50), percentile(wire, 99)
     decode = [t - w for t, w in zip(total, wire, strict=True)]
-    row.actant = f"p50 {ms(p50)}"
-    row.result = verdict(p50 <= TARGET)
+    row.actant = f"p50 {ms(p50)}, p99 {ms(p99)}"
+    row.result = verdict(p50 <= TARGET and p99 <= TARGET_P99)
     row.notes = [
         f"{calls} sequential calls on one NDJSON connection after {warmup} warm-ups; reply {size / 1024:.0f} KiB; "
         f"timed to the reply's last byte (p90 {ms(percentile(wire, 90))}, p99 {ms(percentile(wire, 99))}).",
@@ -63,6 +64,6 @@ def run(ctx: Ctx) -> list[Row]:
         f"{'' if percentile(total, 50) <= TARGET else ', over the target'}. "
         f"Daemon RSS with 1,000 instances loaded: {rss / 2**20:.1f} MiB.",
     ]
-    if p50 > TARGET:
-        row.notes.append(f"Missed by {p50 / TARGET - 1:.1%}.")
+    if p50 > TARGET or p99 > TARGET_P99:
+        row.notes.append(f"Missed: p50 by {max(0, p50 / TARGET - 1):.1%}, p99 by {max(0, p99 / TARGET_P99 - 1):.1%}.")
     return [row]

@@ -27,7 +27,7 @@ WINDOW = 16
 
 
 def _load(ctx: Ctx, daemon: ActantDaemon, window: int, seconds: float) -> tuple[float, int]:
-    lead = 2.0  # time for 16 interpreters to start and connect before the interval opens
+    lead = 8.0  # time for 16 interpreters to start and connect before the interval opens
     start_at = time.monotonic() + lead
     end_at = start_at + seconds
     argv = [sys.executable, "-m", "bench.ping_client", "--socket", str(daemon.socket), "--start-at", str(start_at),

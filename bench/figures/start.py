@@ -99,7 +99,7 @@ def run(ctx: Ctx) -> list[Row]:
 
     a_med, s_med = median(actant), median(peer)
     row.actant = ms(a_med)
-    row.peer = f"{ms(s_med)} (startsecs=0)"
+    row.peer = f"supervisord {ms(s_med)} (startsecs=0)"
     row.result = verdict(a_med <= s_med)
     row.notes = [
         f"Median of {reps} interleaved repetitions after 1 warm-up, {COUNT} `sleep` agents/programs, everything "

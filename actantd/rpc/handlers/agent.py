@@ -125,10 +125,15 @@ async def create(svc: Services, p: CreateP, ctx: CallContext) -> Any:
 @METHODS.method("agent.list", params=ListP)
 async def list_(svc: Services, p: ListP, ctx: CallContext) -> Any:
     m = svc.manager
-    agents = results.agent_list(m.records.values(), p.status, p.template)
+    records = m.records
+    if results.cache_size() > 2 * len(records):  # destroyed instances: drop their cached encodings
+        results.prune_encoded(records)
+    if not (p.live or p.wide):  # the common call: each record's JSON encoded once per change
+        return {"agents": results.agent_list(records.values(), p.status, p.template)}
+    agents = [results.agent(r) for r in results.select(records.values(), p.status, p.template)]
     if p.live:
         for item in agents:
-            record = m.records.get(item["name"])
+            record = records.get(item["name"])
             if record is not None:
                 item.update(live=results.live(m.live(record)), backend=m.backend_of(record))
     if p.wide:  # git runs per worktree agent: only when asked for (`agent list -o wide`), off the loop
