@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import msgspec
 
+from actantd.config.files import UnreadableConfig, read_config_bytes
 from actantd.config.issues import ConfigIssue, from_decode_error, from_validation_error
 from actantd.config.migrations.steps import CURRENT_VERSION, is_migratable, is_newer, parse_version
 from actantd.config.schema import KIND_TYPES, Config, Kind
@@ -141,9 +142,10 @@ def _parse_bytes(data: bytes, file: str, stem: str, kind: Kind | None) -> tuple[
 
 
 def parse_file(path: Path, file: str, kind: Kind | None) -> tuple[Parsed | None, list[ConfigIssue]]:
-    """:func:`parse_bytes` on a file; ``file`` is how the file is named in issues."""
+    """:func:`parse_bytes` on a file; ``file`` is how the file is named in issues. Only a regular file of
+    bounded size is read (:func:`~actantd.config.files.read_config_bytes`); call it off the event loop."""
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return None, [ConfigIssue(file, "$", f"cannot read: {exc.strerror or exc}")]
+        data = read_config_bytes(path)
+    except UnreadableConfig as exc:
+        return None, [ConfigIssue(file, "$", str(exc))]
     return parse_bytes(data, file, path.stem, kind)

@@ -14,6 +14,7 @@ next write (usually milliseconds later) is another reload.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from actantd.config.schema import Kind
 from actantd.config.store import LoadResult, load_registry
 
 log = logging.getLogger(__name__)
+
+WATCH_RETRY_SECONDS = 5.0
 
 ChangeCallback = Callable[[set[Path]], Awaitable[None]]
 
@@ -66,19 +69,32 @@ async def watch_configs(
     watch goes on: a bug in a reaction must not end hot reload for the daemon's lifetime.
     """
     watch_filter = ConfigFilter(configs_dir)
-    async for changes in watchfiles.awatch(
-        watch_filter.configs_dir,
-        watch_filter=watch_filter,
-        debounce=debounce_ms,
-        step=step_ms,
-        stop_event=stop,
-        recursive=True,
-    ):
-        paths = {Path(p) for _change, p in changes}
+    warned = False
+    while not stop.is_set():
         try:
-            await on_change(paths)
-        except Exception:
-            log.exception("config change handler failed for %s", sorted(map(str, paths)))
+            async for changes in watchfiles.awatch(
+                watch_filter.configs_dir,
+                watch_filter=watch_filter,
+                debounce=debounce_ms,
+                step=step_ms,
+                stop_event=stop,
+                recursive=True,
+            ):
+                warned = False
+                paths = {Path(p) for _change, p in changes}
+                try:
+                    await on_change(paths)
+                except Exception:
+                    log.exception("config change handler failed for %s", sorted(map(str, paths)))
+            return
+        except OSError as exc:
+            # The folder is missing, a symlink loop, unreadable: no watch can be set up. Try again now and
+            # then, so fixing the folder brings hot reload back without a restart (SIGHUP reloads at once).
+            if not warned:
+                log.warning("cannot watch configs folder %s: %s; retrying", configs_dir, exc)
+                warned = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), WATCH_RETRY_SECONDS)
 
 
 @dataclass(frozen=True, slots=True)
