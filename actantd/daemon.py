@@ -80,6 +80,7 @@ class Daemon:
         """Set once the socket listens and READY=1 is sent: the in-process readiness event."""
         self.started = time.monotonic()
         self.journal = Journal(layout.journal)
+        self.journal.start_writer()  # inserts in batches off the event loop (hardening #10, class 5)
         self.bus = EventBus()
         self.configs = ConfigService(layout.configs, on_reload=self._on_reload, debounce_ms=CONFIG_DEBOUNCE_MS)
         self.manager = Manager(layout, lambda: self.configs.registry, self.journal, self.bus)

@@ -39,6 +39,10 @@ _encoder = msgspec.json.Encoder()
 DEFAULT_BATCH_CONCURRENCY = 32
 """Batch entries run concurrently, but through a bounded pool: an 8 MiB batch of tiny requests would
 otherwise become hundreds of thousands of tasks at once."""
+BATCH_SLICE_SECONDS = 0.002
+"""Most handlers finish without awaiting anything (an unknown agent, a status read), so a batch of 100,000
+of them would otherwise run in one piece and hold the event loop for seconds: other clients and crash
+detection would wait. A batch gives the loop back whenever it has run this long."""
 
 
 class Channel(Protocol):
@@ -206,10 +210,15 @@ class Dispatcher:
     async def _batch(self, items: list[Any], ctx: CallContext) -> list[bytes]:
         replies: list[bytes | None] = [None] * len(items)
         indices: Iterator[int] = iter(range(len(items)))
+        slice_started = [time.monotonic()]
 
         async def worker() -> None:
             for i in indices:  # shared iterator: each worker takes the next unclaimed entry
                 replies[i] = await self._one(items[i], ctx)
+                now = time.monotonic()
+                if now - slice_started[0] >= BATCH_SLICE_SECONDS:
+                    await asyncio.sleep(0)  # let the rest of the daemon run between slices
+                    slice_started[0] = time.monotonic()
 
         workers = min(len(items), self._batch_concurrency)
         if workers == 1:
