@@ -228,6 +228,13 @@ class AcpError(ActantError):
     error_code = "ACP_ERROR"
 
 
+class Overloaded(ActantError):
+    """The daemon shed this connection to keep its memory bounded (input or output budget; hardening #10)."""
+
+    code = -32030
+    error_code = "OVERLOADED"
+
+
 def _all_subclasses(cls: type[ActantError]) -> list[type[ActantError]]:
     out: list[type[ActantError]] = []
     for sub in cls.__subclasses__():

@@ -102,6 +102,16 @@ class NdjsonDecoder:
             self._buf += data[start:]
         return out
 
+    @property
+    def buffered(self) -> int:
+        """Bytes held for an incomplete message (what the server's input budget counts)."""
+        return len(self._buf)
+
+    def release(self) -> None:
+        """Drop the buffer now (connection closed): its memory must not wait for the decoder to be freed."""
+        self._dead = True
+        self._buf = bytearray()
+
     def _die(self, out: list[Frame], size: int) -> list[Frame]:
         self._dead = True
         self._buf = bytearray()
@@ -173,6 +183,14 @@ class ContentLengthDecoder:
             return _too_large(length, self._limit)
         return length
 
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def release(self) -> None:
+        self._dead = True
+        self._buf = bytearray()
+
     def _die(self, out: list[Frame], err: FrameError) -> list[Frame]:
         self._dead = True
         self._buf = bytearray()
@@ -198,6 +216,16 @@ class FrameDecoder:
 
     def encode(self, payload: bytes) -> bytes:
         return encode(self.framing or Framing.NDJSON, payload)
+
+    @property
+    def buffered(self) -> int:
+        return self._inner.buffered if self._inner is not None else len(self._probe)
+
+    def release(self) -> None:
+        self._dead = True
+        self._probe = bytearray()
+        if self._inner is not None:
+            self._inner.release()
 
     def feed(self, data: bytes) -> list[Frame]:
         if self._inner is not None:

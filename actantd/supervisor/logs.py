@@ -34,6 +34,11 @@ from actantd.limits import LOG_MAX_BYTES as DEFAULT_MAX_BYTES
 MAX_LINE = 64 * 1024
 """Longest line kept whole; longer runs without a newline are cut into pieces of this size (bounded memory)."""
 
+MAX_TAIL_LINES = 10_000
+MAX_TAIL_BYTES = 3 * MiB
+"""A tail is a screenful or a few thousand lines; past these bounds it is cut (oldest lines first), so
+``agent logs --lines 999999999`` costs a bounded read and a bounded reply."""
+
 FOLLOW_INTERVAL = 0.1
 """Seconds between polls in :func:`follow`: copy-truncate gives no event to wait for, and inotify would need
 a watch per follower for a gain people reading logs cannot see."""
@@ -206,7 +211,8 @@ def _tail_fd(fd: int, end: int, n: int, max_line: int) -> list[bytes]:
     """
     if n <= 0 or end <= 0:
         return []
-    budget = (n + 1) * max_line
+    n = min(n, MAX_TAIL_LINES)
+    budget = min((n + 1) * max_line, MAX_TAIL_BYTES)
     pos = end
     blocks: list[bytes] = []
     newlines = 0
@@ -245,8 +251,9 @@ def _decode(lines: list[bytes]) -> list[str]:
 def tail_lines(path: str | os.PathLike[str], n: int, *, max_line: int = MAX_LINE) -> list[str]:
     """The last ``n`` lines of a log, reaching into ``.1`` when the current file (just rotated) has fewer."""
     path = Path(path)
+    n = min(n, MAX_TAIL_LINES)
     lines = _tail_path(path, n, max_line)
-    if len(lines) < n:
+    if len(lines) < n and sum(map(len, lines)) < MAX_TAIL_BYTES:
         lines = _tail_path(backup_path(path, 1), n - len(lines), max_line) + lines
     return _decode(lines)
 
