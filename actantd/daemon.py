@@ -26,17 +26,19 @@ from actantd.config.store import seed_configs
 from actantd.config.watch import Reload
 from actantd.errors import ActantError
 from actantd.events import EventBus
+from actantd.instances.state import ACTIVE
 from actantd.journal import Journal
 from actantd.libc import libc
 from actantd.limits import LOG_BACKUPS, LOG_MAX_BYTES, SOCKET_PATH_MAX
 from actantd.manager import Manager
-from actantd.paths import Layout, default_configs, default_home, resolve_socket
+from actantd.paths import LOG_STREAMS, Layout, default_configs, default_home, resolve_socket
 from actantd.rpc.handlers import METHODS
 from actantd.rpc.protocol import CallContext, CallOutcome, Dispatcher
 from actantd.rpc.server import RpcServer, inherited_listen_socket
 from actantd.rpc.services import DaemonInfo, Services
 from actantd.rpc.streams import LogStreams
 from actantd.supervisor.exits import reap_orphans
+from actantd.supervisor.logs import LogGuard
 from actantd.supervisor.spawn import default_ignored_signals, set_child_subreaper
 
 log = logging.getLogger("actantd")
@@ -95,6 +97,7 @@ class Daemon:
         services = Services(self.manager, self.configs, self.journal, self.bus, layout, self.streams, info)
         self.methods.bind(self.dispatcher, services)
         self.server: RpcServer | None = None
+        self.log_guard = LogGuard(LOG_MAX_BYTES, LOG_BACKUPS)
         self._stop = asyncio.Event()
         self._keep_agents = False
         self._tasks: list[asyncio.Task[Any]] = []
@@ -147,6 +150,15 @@ class Daemon:
         self._hup_tasks.add(task)
         task.add_done_callback(self._hup_tasks.discard)
 
+    def _active_log_paths(self) -> list[Path]:
+        """The log files :class:`LogGuard` keeps bounded: those of every active agent."""
+        return [
+            self.layout.log_file(record.name, stream)
+            for record in self.manager.records.values()
+            if record.status in ACTIVE
+            for stream in LOG_STREAMS
+        ]
+
     async def _housekeeping(self) -> None:
         """Log rotation, reaping of orphaned grandchildren (we are their subreaper), and returning freed heap
         memory to the system now and then."""
@@ -158,7 +170,7 @@ class Daemon:
             try:
                 # In a thread: copying a big log must never stall the event loop (an agent that writes fast
                 # must not make the daemon slow).
-                await asyncio.to_thread(self.manager.rotate_logs, LOG_MAX_BYTES, LOG_BACKUPS)
+                self.log_guard.sync(self._active_log_paths())  # rotation runs in the guard's thread
                 reap_orphans()
                 if rounds % TRIM_EVERY_ROUNDS == 0:
                     trim_heap()
@@ -195,6 +207,7 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.journal.daemon_event("stopped", pid=os.getpid(), keepAgents=self._keep_agents)
+        self.log_guard.close()
         self.journal.close()
         return 0
 
