@@ -80,11 +80,12 @@ def _is_shared_dir(directory: Path) -> bool:
 
 
 def prepare_socket_dir(directory: Path) -> None:
-    """Create the socket's directory 0700, or tighten an existing one we own.
+    """Create the socket's directory 0700; never change the mode of a directory we did not create.
 
-    ``mkdir``'s mode is filtered through the umask, hence the explicit chmod. An existing directory that is
-    sticky (``/tmp``), shared (home, ``/run``...) or owned by someone else is left alone with a warning: the
-    socket's own 0600 mode and the peer-uid check still protect it.
+    ``mkdir``'s mode is filtered through the umask, hence the explicit chmod of the directory we just made.
+    An existing directory is someone's choice (a shared runtime dir, a project folder, ``/tmp``): it is left
+    exactly as it is, with a warning when others can reach into it; the socket's own 0600 mode and the
+    peer-uid checks on both ends still protect the connection.
     """
     try:
         directory.mkdir(mode=0o700, parents=True)
@@ -92,12 +93,10 @@ def prepare_socket_dir(directory: Path) -> None:
         st = os.stat(directory)
         if not stat.S_ISDIR(st.st_mode):
             raise NotADirectoryError(f"socket directory {directory} is not a directory") from None
-        if st.st_mode & 0o077 == 0:
-            return
-        if st.st_uid == os.getuid() and not st.st_mode & stat.S_ISVTX and not _is_shared_dir(directory):
-            os.chmod(directory, 0o700)
-        else:
-            logger.warning("socket directory %s has mode %o; leaving it as is", directory, st.st_mode & 0o7777)
+        if st.st_mode & 0o077 and not _is_shared_dir(directory):
+            logger.warning(
+                "socket directory %s has mode %o (not created by actantd; left as is)", directory, st.st_mode & 0o7777
+            )
         return
     os.chmod(directory, 0o700)
 
