@@ -55,8 +55,9 @@ class AlreadyRunning(Exception):
 
 def acquire_lock(layout: Layout) -> IO[str]:
     """flock on ``{home}/actantd.lock`` for the daemon's lifetime; the kernel drops it if we die."""
-    layout.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    handle = open(layout.lock, "a+")  # noqa: SIM115 - held open for the whole process lifetime
+    secure_home(layout.home)
+    fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    handle = open(fd, "a+")  # noqa: SIM115 - held open for the whole process lifetime
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -71,6 +72,23 @@ def acquire_lock(layout: Layout) -> IO[str]:
     handle.write(f"{os.getpid()}\n")
     handle.flush()
     return handle
+
+
+def secure_home(home: Path) -> None:
+    """Create the home 0700, and tighten one that others can read (hardening #10, class 10).
+
+    The home holds every instance's ``.actant.json`` (with ``--env`` values), the journal and the logs: a
+    home made by hand, or by an older version, with mode 0755 would let every local user read them.
+    Only a directory we own is changed; any other is reported and left alone.
+    """
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = os.stat(home)
+    if st.st_mode & 0o077:
+        if st.st_uid == os.getuid():
+            os.chmod(home, 0o700)
+            log.warning("home %s had mode %o, readable by others; tightened to 0700", home, st.st_mode & 0o777)
+        else:
+            log.warning("home %s has mode %o and is not ours: others may read agent state", home, st.st_mode & 0o777)
 
 
 class Daemon:

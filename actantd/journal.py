@@ -74,6 +74,10 @@ MAX_PARAM_STRING = 1024
 REDACTED = "***"
 
 _SECRET_KEY = re.compile(r"token|secret|password|passwd|api[_-]?key|auth|credential", re.IGNORECASE)
+_ENV_KEYS = frozenset({"env", "environment", "envvars", "envoverrides"})
+"""Keys holding environment variables: their values are never journaled, whatever the variable is called
+(``OPENAI_KEY``, ``GH_PAT``... do not look secret to any name rule, and are)."""
+FILE_MODE = 0o600
 _ASSIGNMENT = re.compile(r"^(-{0,2}[A-Za-z_][A-Za-z0-9_.-]*)=")
 _RESERVED = frozenset({"id", "type", "agent", "at"})
 _CORRUPTION_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
@@ -145,16 +149,36 @@ def redact(value: Any) -> Any:
     """A copy of ``value`` with secrets replaced by ``"***"`` and long strings cut, for the audit trail.
 
     A mapping value is redacted when its key looks secret (token, secret, password, api key, auth,
-    credential...), whatever it holds, so ``env``/``headers`` maps are covered by the same rule; in lists,
-    ``NAME=value`` and ``--name=value`` strings with a secret-looking name keep the name and lose the value.
+    credential...), whatever it holds; an ``env`` map keeps its variable names and loses every value, since
+    no naming rule can tell ``OPENAI_KEY`` or ``GH_PAT`` from harmless settings; in lists, ``NAME=value`` and
+    ``--name=value`` strings with a secret-looking name keep the name and lose the value.
     """
     if isinstance(value, dict):
-        return {k: (REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) else redact(v)) for k, v in value.items()}
+        return {k: _redact_entry(k, v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_redact_item(v) for v in value]
     if isinstance(value, str) and len(value) > MAX_PARAM_STRING:
         return value[:MAX_PARAM_STRING] + f"…[{len(value) - MAX_PARAM_STRING} more chars]"
     return value
+
+
+def _redact_entry(key: Any, value: Any) -> Any:
+    if not isinstance(key, str):
+        return redact(value)
+    if key.lower() in _ENV_KEYS:
+        return _env_names_only(value)
+    if _SECRET_KEY.search(key):
+        return REDACTED
+    return redact(value)
+
+
+def _env_names_only(value: Any) -> Any:
+    """An env map (or ``NAME=value`` list) with every value replaced: the names say enough for an audit."""
+    if isinstance(value, dict):
+        return {str(k): REDACTED for k in value}
+    if isinstance(value, list | tuple):
+        return [f"{str(v).partition('=')[0]}={REDACTED}" if isinstance(v, str) else REDACTED for v in value]
+    return REDACTED
 
 
 def _redact_item(value: Any) -> Any:
@@ -271,6 +295,7 @@ class Journal:
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._private_files()
         # isolation_level=None: autocommit, so each INSERT is its own (WAL-cheap) transaction and a failed one
         # never leaves a transaction open behind it.
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)  # see _db_lock
@@ -300,6 +325,21 @@ class Journal:
         with self._cond:  # never lower it: ids already handed to queued entries must stay unique
             self._next_id = max(self._next_id, int(top) + 1, (int(seq[0]) if seq else 0) + 1)
         return conn
+
+    def _private_files(self) -> None:
+        """The journal (and the -wal/-shm SQLite derives from it, with its mode) is created 0600 and an older
+        one tightened: it holds commands and their parameters."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE)
+        try:
+            if os.fstat(fd).st_mode & 0o077:
+                os.fchmod(fd, FILE_MODE)
+        finally:
+            os.close(fd)
+        for suffix in ("-wal", "-shm"):
+            try:
+                os.chmod(f"{self.path}{suffix}", FILE_MODE)
+            except OSError:
+                pass
 
     def _unavailable(self, exc: BaseException) -> None:
         self._conn = None

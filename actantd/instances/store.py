@@ -36,7 +36,12 @@ from actantd.paths import INSTANCE_FILE, Layout, is_valid_name
 log = logging.getLogger(__name__)
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+STATE_FILE_MODE = 0o600
+"""``.actant.json`` holds the instance's ``--env`` overrides (API keys among them): owner only."""
+STATE_DIR_MODE = 0o700
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = STATE_FILE_MODE) -> None:
     """:func:`actantd.fsutil.atomic_write`, with a failure (ENOSPC, EIO, EROFS...) as a typed STATE_WRITE.
 
     The previous file is untouched and the temp file removed, so the error can say so.
@@ -77,7 +82,7 @@ class InstanceStore:
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
         for d in (layout.instances, layout.staging, layout.trash, layout.corrupted):
-            d.mkdir(parents=True, exist_ok=True)
+            d.mkdir(parents=True, exist_ok=True, mode=STATE_DIR_MODE)
 
     # -- reading -------------------------------------------------------------------------------------
 
@@ -187,7 +192,7 @@ class InstanceStore:
                 self.write_at(stage, final)
                 fsutil.fsync_dir(stage)
             elif record.work_dir is None:
-                stage.mkdir(mode=0o755)
+                stage.mkdir(mode=STATE_DIR_MODE)
                 self.write_at(stage, record)
                 final = populate(stage)
                 self.write_at(stage, final)
