@@ -1,9 +1,11 @@
 """``actantd``: wiring of lock, paths, configs, manager, RPC server, watchers, signals and sd_notify.
 
 Start-up order matters and is the contract systemd and clients rely on: take the home's lock (one daemon per
-home), seed and load configs, recover instances (re-adopting live agents), *then* bind the socket and send
-``READY=1`` — so a client that can connect sees a fully recovered state. Shutdown runs the other way round:
-agents are stopped while the socket still answers status queries, then the socket goes away.
+home), seed and load configs, claim the socket (bind and listen, so a daemon that loses the socket race stops
+before touching its home), recover instances (re-adopting live agents), *then* accept connections and send
+``READY=1`` — so a client that can connect sees a fully recovered state (early ones wait in the backlog).
+Shutdown runs the other way round: agents are stopped while the socket still answers status queries, then the
+socket goes away.
 """
 
 from __future__ import annotations
@@ -204,9 +206,14 @@ class Daemon:
         self.journal.daemon_event("started", pid=os.getpid(), version=__version__)
         for issue in self.configs.errors:
             log.warning("config: %s", issue)
-        await self.manager.initialize()
         inherited = inherited_listen_socket()
         self.server = RpcServer(self.dispatcher, None if inherited else self.layout.socket, inherited)
+        self.server.bind()  # the socket is ours before recovery touches the home (clients wait in the backlog)
+        try:
+            await self.manager.initialize()
+        except BaseException:
+            await self.server.close()
+            raise
         await self.server.start()
         self._tasks = [
             loop.create_task(self.configs.run(self._stop)),

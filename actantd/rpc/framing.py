@@ -173,10 +173,22 @@ class ContentLengthDecoder:
                 return FrameError(ParseError("malformed header line", header=raw[:100].decode("latin-1")))
             if name.strip().lower() != b"content-length":
                 continue
+            if length is not None:
+                # Two lengths: which one frames the body is exactly the ambiguity request smuggling lives on.
+                return FrameError(ParseError("duplicate Content-Length header"))
             text = value.strip()
             if not text.isdigit():
                 return FrameError(ParseError("invalid Content-Length", value=text[:100].decode("latin-1")))
-            length = int(text)
+            if len(text.lstrip(b"0")) > len(str(self._limit)):
+                # Longer than the limit has digits: too large, decided without int() (which refuses past
+                # 4300 digits, raising inside the transport).
+                return FrameError(
+                    MessageTooLarge(
+                        f"message exceeds the {self._limit}-byte limit (Content-Length of {len(text)} digits)",
+                        limit=self._limit,
+                    )
+                )
+            length = int(text.lstrip(b"0") or b"0")
         if length is None:
             return FrameError(ParseError("missing Content-Length header"))
         if length > self._limit:

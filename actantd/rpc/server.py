@@ -127,7 +127,17 @@ def _clear_stale(path: Path) -> None:
     raise DaemonBusy(f"another actantd is listening on {path}", path=str(path))
 
 
-def bind_unix_socket(path: Path, backlog: int = socket.SOMAXCONN) -> socket.socket:
+def listen_backlog() -> int:
+    """The system's maximum accept backlog (``net.core.somaxconn``): a burst of clients (a script starting
+    50 agents in parallel) queues instead of being refused. asyncio would otherwise listen again with 100."""
+    try:
+        with open("/proc/sys/net/core/somaxconn") as f:
+            return max(socket.SOMAXCONN, int(f.read().strip()))
+    except (OSError, ValueError):
+        return socket.SOMAXCONN
+
+
+def bind_unix_socket(path: Path, backlog: int | None = None) -> socket.socket:
     """A listening, non-blocking AF_UNIX socket at ``path`` that is 0600 from the moment it exists."""
     if len(os.fsencode(path)) > SOCKET_PATH_MAX:
         raise ValueError(f"socket path is longer than {SOCKET_PATH_MAX} bytes: {path}")
@@ -143,7 +153,7 @@ def bind_unix_socket(path: Path, backlog: int = socket.SOMAXCONN) -> socket.sock
         # A default ACL on the directory overrides the umask; this closes that gap before anyone can connect
         # (connecting to a bound socket that isn't listening yet is refused).
         os.chmod(path, 0o600)
-        sock.listen(backlog)
+        sock.listen(backlog if backlog is not None else listen_backlog())
         sock.setblocking(False)
     except BaseException:
         sock.close()
@@ -477,6 +487,7 @@ class RpcServer:
         self._path = Path(path) if path is not None else None
         self._inherited = inherited_sock
         self._server: asyncio.AbstractServer | None = None
+        self._sock: socket.socket | None = None  # bound and listening, not yet served
         self._created: tuple[int, int] | None = None  # (st_dev, st_ino) of the socket file we bound
         self._connections: set[Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -498,19 +509,29 @@ class RpcServer:
     def connections(self) -> frozenset[Connection]:
         return frozenset(self._connections)
 
+    def bind(self) -> None:
+        """Claim the socket (bind and listen) without accepting yet; raises DaemonBusy if another daemon
+        listens there. Clients that connect now wait in the backlog until :meth:`start`, so the daemon can
+        bind first and recover its instances after: a daemon that loses the race never touches its home."""
+        if self._sock is not None or self._server is not None:
+            return
+        if self._inherited is not None:
+            self._sock = self._inherited
+            return
+        assert self._path is not None
+        self._sock = bind_unix_socket(self._path)
+        st = os.stat(self._path)
+        self._created = (st.st_dev, st.st_ino)
+
     async def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("RpcServer already started")
         loop = asyncio.get_running_loop()
-        if self._inherited is not None:
-            sock = self._inherited
-        else:
-            assert self._path is not None
-            sock = bind_unix_socket(self._path)
-            st = os.stat(self._path)
-            self._created = (st.st_dev, st.st_ino)
+        self.bind()
+        sock, self._sock = self._sock, None
+        assert sock is not None
         try:
-            self._server = await loop.create_unix_server(lambda: Connection(self), sock=sock)
+            self._server = await loop.create_unix_server(lambda: Connection(self), sock=sock, backlog=listen_backlog())
         except BaseException:
             sock.close()
             self._unlink_own()
@@ -523,6 +544,10 @@ class RpcServer:
         Requests still running at the deadline are cancelled, connections that won't flush are aborted.
         """
         if self._server is None:
+            if self._sock is not None:  # bound, never served
+                sock, self._sock = self._sock, None
+                sock.close()
+                self._unlink_own()
             return
         server, self._server = self._server, None
         server.close()
