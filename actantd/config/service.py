@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from actantd.config import migrations
-from actantd.config.files import MAX_CONFIG_BYTES
 from actantd.config.issues import ConfigIssue
 from actantd.config.registry import KIND_LABELS, Registry
 from actantd.config.schema import KINDS, Backend, Config, Kind, McpServer, Template
