@@ -191,6 +191,7 @@ class Daemon:
                 # In a thread: copying a big log must never stall the event loop (an agent that writes fast
                 # must not make the daemon slow).
                 self.log_guard.sync(self._active_log_paths())  # rotation runs in the guard's thread
+                await self.manager.retry_unwritten()  # records kept in memory after a failed write
                 reap_orphans()
                 if rounds % TRIM_EVERY_ROUNDS == 0:
                     trim_heap()
