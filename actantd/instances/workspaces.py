@@ -20,7 +20,15 @@ import msgspec
 
 from actantd import materialize
 from actantd.config.schema import Template
-from actantd.errors import ActantError, AgentAlreadyRunning, AgentExists, AgentNotFound, InvalidParams, WorkspaceInit
+from actantd.errors import (
+    ActantError,
+    AgentAlreadyRunning,
+    AgentExists,
+    AgentNotFound,
+    DestroyRefused,
+    InvalidParams,
+    WorkspaceInit,
+)
 from actantd.instances import secret_env, workdir_rules, worktree, worktree_ops
 from actantd.instances.lifecycle import Lifecycle
 from actantd.instances.record import InstanceRecord, Overrides, new_record, utc_now
@@ -176,6 +184,11 @@ async def destroy(lc: Lifecycle, name: str, force: bool = False) -> bool:
             return False  # destroyed by a call queued ahead of this one
         proc = lc.process(name)
         proc.cancel_restart()
+        try:  # hardening #10: prove the directory is this instance's before anything changes
+            await asyncio.to_thread(lc.store.check_owned, record)
+        except DestroyRefused as exc:
+            lc.event("instance", name, event="destroyRefused", reason=exc.message)
+            raise
         if record.status not in DESTROYABLE:
             if not force:
                 raise AgentAlreadyRunning(
@@ -191,7 +204,7 @@ async def destroy(lc: Lifecycle, name: str, force: bool = False) -> bool:
         await asyncio.to_thread(mat_workspace.remove_trust, record.trust_entries, workspace)
         if record.work_dir is not None and record.repo is None:
             await asyncio.to_thread(mat_workspace.unexclude, workspace, name)
-        await asyncio.to_thread(lc.store.destroy, name)
+        await asyncio.to_thread(lc.store.destroy, name, record)
         secret_env.remove(lc.layout, name)
         shutil.rmtree(lc.layout.log_dir(name), ignore_errors=True)
         lc.forget(name)
