@@ -121,3 +121,46 @@ def test_daemon_with_a_symlink_loop_as_configs_folder_starts(short_tmp: Path) ->
         assert result["errors"] == [f"{loop}: $: configs folder is a symlink loop"], result
     finally:
         assert daemon.stop() == 0
+
+
+@pytest.mark.soak
+def test_soak_hot_reload_under_a_stream_of_hostile_files(short_tmp: Path) -> None:
+    """Classes 1 and 2 together: for a while, hostile files (FIFOs, /dev/zero links, deep nesting, huge
+    integers) appear and vanish in a running daemon's configs folder between good edits; every good edit is
+    picked up (config.changed), pings keep being answered, the daemon never dies."""
+    import json
+    import time
+
+    from tests.harness import make_configs
+
+    configs = make_configs(short_tmp)
+    daemon = Daemon(short_tmp, configs)
+    daemon.start()
+    conn = daemon.conn()
+    conn.call("events.subscribe", {"types": ["config.*"]})
+    skill = configs / "skills" / "code-review.json"
+    doc = json.loads(skill.read_text())
+    deadline = time.monotonic() + 60
+    rounds = 0
+    try:
+        while time.monotonic() < deadline:
+            rounds += 1
+            bad = configs / "skills" / f"bad-{rounds}.json"
+            kind = rounds % 4
+            if kind == 0:
+                os.mkfifo(bad)
+            elif kind == 1:
+                bad.symlink_to("/dev/zero")
+            elif kind == 2:
+                bad.write_bytes(b"[" * 100_000 + b"]" * 100_000)
+            else:
+                bad.write_bytes(b'{"version": "1.0", "x": ' + b"9" * 6000 + b"}")
+            doc["description"] = f"round {rounds}"
+            skill.write_text(json.dumps(doc))
+            conn.wait_event(lambda e: e["type"] == "config.changed" and "skill/code-review" in e["changed"])
+            assert daemon.call("daemon.ping") is not None
+            bad.unlink()
+        assert rounds > 5
+    finally:
+        conn.close()
+        assert daemon.stop() == 0

@@ -106,3 +106,55 @@ def test_daemon_stop_leaves_no_agent_behind_when_records_cannot_be_written(short
             stack.enter_context(immutable(record))
         assert daemon.stop() == 0
         assert all(_gone(p) for p in procs), [p.pid for p in procs if not _gone(p)]
+
+
+@pytest.mark.soak
+def test_soak_stop_start_churn_while_the_disk_refuses_writes(short_tmp: Path) -> None:
+    """Class 3, long: for a while, records flip between writable and immutable while agents are started,
+    killed and stopped; no agent survives a stop, and after the disk is writable again every record on disk
+    matches the daemon's view."""
+    import json
+    import random
+    import time
+
+    rng = random.Random(1234)
+    with running_daemon(short_tmp) as daemon:
+        names = [f"c{i}" for i in range(4)]
+        for name in names:
+            daemon.call("agent.create", {"name": name, "template": "sleeper"})
+        records = {n: daemon.home / "instances" / n / ".actant.json" for n in names}
+        deadline = time.monotonic() + 90
+        try:
+            while time.monotonic() < deadline:
+                name = rng.choice(names)
+                locked = rng.random() < 0.5
+                if locked:
+                    subprocess.run(["chattr", "+i", str(records[name])], check=False)
+                try:
+                    try:
+                        pid = daemon.call("agent.start", {"name": name})["agent"].get("pid")
+                    except Exception:
+                        pid = None  # a start whose Starting write is refused is an error, by design
+                    if pid is not None and rng.random() < 0.3:
+                        with contextlib.suppress(psutil.Error):
+                            psutil.Process(pid).kill()
+                    daemon.call("agent.stop", {"name": name})
+                    if pid is not None:
+                        with contextlib.suppress(psutil.NoSuchProcess):
+                            assert _gone(psutil.Process(pid)), f"{name} pid {pid} survived its stop"
+                finally:
+                    if locked:
+                        subprocess.run(["chattr", "-i", str(records[name])], check=False)
+        finally:
+            for record in records.values():
+                subprocess.run(["chattr", "-i", str(record)], check=False)
+        conn = daemon.conn()
+        conn.call("events.subscribe", {"types": ["instance"]})
+        for name in names:
+            status = daemon.call("agent.status", {"name": name})["agent"]["status"]
+            on_disk = json.loads(records[name].read_text())["status"]
+            if on_disk != status:
+                conn.wait_event(lambda e, n=name: e.get("event") == "stateWritten" and e["agent"] == n)
+                on_disk = json.loads(records[name].read_text())["status"]
+            assert on_disk == status, (name, on_disk, status)
+        conn.close()
