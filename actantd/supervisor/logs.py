@@ -13,9 +13,10 @@ one block). Elsewhere (tmpfs, btrfs...) we fall back to copy-to-EOF-then-truncat
 
 **What bounds the disk, for any writer.** Two rules, each holding by construction rather than by timing:
 
-- a backup never holds more than ``max_bytes``: a rotation copies at most the newest ``max_bytes`` of the
-  live file (a writer that outran rotation loses its *oldest* excess, logged), so ``.1``..``.N`` together
-  never exceed ``N * max_bytes``;
+- a backup never holds more than ``max_bytes`` (``2 * max_bytes`` on filesystems without
+  ``FALLOC_FL_COLLAPSE_RANGE``, such as tmpfs): a collapse moves at most ``max_bytes`` per rotation and
+  leaves the rest for the next; a writer that outran rotation by twice the limit loses its *oldest* excess
+  (logged) rather than a backup growing with it;
 - the live file is watched, not polled: :class:`LogGuard` keeps a descriptor on every active agent's log
   files and an inotify watch on each, so a rotation starts within milliseconds of the file passing
   ``max_bytes`` (one ``fstat`` per event, coalesced by the kernel), with a once-a-second ``fstat`` sweep as a
@@ -184,8 +185,9 @@ def _cut(fd: int, dst: int | None, size: int, block: int, lossless: bool, cap: i
     - with a collapse, exactly the first ``P`` bytes move (``P`` the largest block multiple within both the
       file and ``cap``); whatever lies beyond stays in the live file for the next rotation, so nothing is
       lost even when a fast writer took the file far past the cap;
-    - with the plain truncate, the newest ``cap`` bytes (from a line start) are copied and the file is
-      truncated: the older excess is dropped and counted.
+    - with the plain truncate (filesystems without collapse), the whole file is copied while it is within
+      ``2 * cap`` (so the backup may hold up to twice the cap there), else only its newest ``cap`` bytes
+      (from a line start): the older excess is dropped and counted.
     """
     if cap is not None and size > 2 * cap:
         # The writer is outrunning rotation and its oldest bytes are lost either way; a collapse would first
@@ -201,15 +203,16 @@ def _cut(fd: int, dst: int | None, size: int, block: int, lossless: bool, cap: i
             os.ftruncate(dst, 0)
     dropped = 0
     if dst is not None:
-        if cap is not None and size > cap:
+        if cap is not None and size > 2 * cap:
             skip = _line_start(fd, size - cap, size)
             dropped = skip
             _copy_to(fd, dst, skip, min(cap, size - skip))
         else:
             # Copy to EOF as it is *now* (the writer keeps going); the limit only stops a runaway writer from
             # keeping us copying forever. Truncate at once: what lands in between is the classic loss.
+            # Without a collapse the overshoot cannot stay behind, so this backup may hold up to 2 * cap.
             bound = size + max(size, _READ_CHUNK)
-            _copy_range(fd, dst, 0, bound if cap is None else min(bound, cap))
+            _copy_range(fd, dst, 0, bound if cap is None else min(bound, 2 * cap))
     os.ftruncate(fd, 0)
     return dropped, False
 
