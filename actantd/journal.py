@@ -136,9 +136,17 @@ def to_epoch_us(value: str | float) -> int:
     raise InvalidParams(f"not a time: {value!r}", value=value)
 
 
+_INT64 = 2**63
+
+
 def _bound_ms(value: str | float) -> int:
-    """The first whole millisecond at or after ``value``: ``ts >= bound`` ⇔ the entry is at/after ``value``."""
-    return -(-to_epoch_us(value) // 1000)
+    """The first whole millisecond at or after ``value``: ``ts >= bound`` ⇔ the entry is at/after ``value``.
+
+    Past SQLite's 64-bit integers (``since: 1e300``) it is InvalidParams, not an OverflowError in the query."""
+    ms = -(-to_epoch_us(value) // 1000)
+    if not -_INT64 <= ms < _INT64:
+        raise InvalidParams(f"time out of range: {value!r}", value=value)
+    return ms
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -104,3 +104,13 @@ def test_the_daemon_that_loses_the_socket_race_does_not_recover_its_home(short_t
         assert (broken / ".actant.json").exists(), "the losing daemon recovered (quarantined) its home"
         assert first.call("daemon.ping") is not None
         assert os.path.exists(first.socket)
+
+
+def test_a_time_bound_past_64_bits_is_invalid_params(tmp_path: Path) -> None:
+    """Found by the fuzzing soak: ``events.query`` with ``since: 1e20`` raised OverflowError inside SQLite."""
+    from actantd.errors import InvalidParams
+
+    with Journal(tmp_path / "journal.sqlite") as journal:
+        for value in (1e20, -1e300):
+            with pytest.raises(InvalidParams):
+                journal.query(since=value)

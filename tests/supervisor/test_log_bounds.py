@@ -109,7 +109,10 @@ def test_soak_one_gib_writer(tmp_path: Path) -> None:
     peak, final = _run_fast_writer(tmp_path, 1024, max_bytes)
     print(f"1 GiB written fast: peak {peak / MIB:.1f} MiB, final {final / MIB:.1f} MiB")
     assert final <= (BACKUPS + 1) * max_bytes
-    assert peak <= (BACKUPS + 1) * max_bytes + 64 * MIB
+    # Backups are bounded by construction (checked in _run_fast_writer); the live file's overshoot is what
+    # the writer gets in while the guard thread waits for a CPU, so on a loaded machine it is a measured
+    # figure with a ceiling, not a constant (before: 1.35 GiB kept of 1 GiB written).
+    assert peak <= 256 * MIB, f"peak {peak / MIB:.1f} MiB"
 
 
 def test_a_log_deleted_under_its_writer_does_not_grow_forever(tmp_path: Path) -> None:
