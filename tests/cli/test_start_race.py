@@ -22,7 +22,7 @@ from actantctl.context import AppContext
 from tests.harness import Daemon, make_configs
 
 STARTERS = 20
-FAKE_SCRIPT = str(Path(__file__).resolve().parents[1] / "cli_fake_daemon.py")
+FAKE_SCRIPT = str(Path(__file__).resolve().with_name("fake_daemon.py"))
 
 
 def _ctl(home: Path, sock: Path, configs: Path, *args: str) -> list[str]:

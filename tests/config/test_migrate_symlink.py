@@ -12,7 +12,7 @@ from pathlib import Path
 
 from actantd.config.migrations.runner import migrate
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "configs-0.9"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "configs-0.9"
 
 
 def test_a_symlinked_config_stays_a_symlink_and_its_target_is_migrated(tmp_path: Path) -> None:
