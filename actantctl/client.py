@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import pwd
 import socket
+import struct
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -59,6 +62,48 @@ class ProtocolError(ClientError):
     error_code = "PROTOCOL_ERROR"
 
 
+class UntrustedServer(ClientError):
+    """The process listening at the socket path runs as another user: it may be impersonating actantd."""
+
+    error_code = "UNTRUSTED_SERVER"
+
+
+_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def check_server(sock: socket.socket, path: Path) -> None:
+    """Refuse a server that is not us (or root) before sending it anything, secrets included.
+
+    The daemon checks its peers the same way; without this check, any user able to bind the socket path
+    first (a shared ``/tmp``, a stale ``$ACTANT_SOCKET``) would receive every request, ``--env`` values too.
+    Root is trusted: it can read our memory anyway.
+    """
+    try:
+        pid, uid, _gid = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
+    except OSError as exc:
+        raise UntrustedServer(
+            f"cannot tell who listens at {path} ({exc.strerror or exc}); refusing to send it anything",
+            socket=str(path),
+        ) from None
+    me = os.getuid()
+    if uid not in (me, 0):
+        raise UntrustedServer(
+            f"refusing to talk to the process listening at {path}: it runs as {_user_name(uid)} (uid {uid}, "
+            f"pid {pid}), not as you ({_user_name(me)}, uid {me}) or root. Another user's process may be "
+            "impersonating actantd; point ACTANT_SOCKET (or --socket) at your own daemon's socket.",
+            socket=str(path),
+            uid=uid,
+            pid=pid,
+        )
+
+
 class _Connection:
     """One socket plus a buffered reader: a message is a line, so ``readline`` is the whole decoder."""
 
@@ -79,6 +124,11 @@ class _Connection:
             sock.close()
             reason = exc.strerror or str(exc)
             raise ClientError(f"cannot connect to actantd at {path}: {reason}", socket=str(path)) from None
+        try:
+            check_server(sock, path)
+        except BaseException:
+            sock.close()
+            raise
         self._sock = sock
         self._reader = sock.makefile("rb")
 

@@ -1,9 +1,11 @@
 """``actantd``: wiring of lock, paths, configs, manager, RPC server, watchers, signals and sd_notify.
 
 Start-up order matters and is the contract systemd and clients rely on: take the home's lock (one daemon per
-home), seed and load configs, recover instances (re-adopting live agents), *then* bind the socket and send
-``READY=1`` — so a client that can connect sees a fully recovered state. Shutdown runs the other way round:
-agents are stopped while the socket still answers status queries, then the socket goes away.
+home), seed and load configs, claim the socket (bind and listen, so a daemon that loses the socket race stops
+before touching its home), recover instances (re-adopting live agents), *then* accept connections and send
+``READY=1`` — so a client that can connect sees a fully recovered state (early ones wait in the backlog).
+Shutdown runs the other way round: agents are stopped while the socket still answers status queries, then the
+socket goes away.
 """
 
 from __future__ import annotations
@@ -27,17 +29,19 @@ from actantd.config.watch import Reload
 from actantd.errors import ActantError
 from actantd.events import EventBus
 from actantd.identity import write_identity
+from actantd.instances.state import ACTIVE
 from actantd.journal import Journal
 from actantd.libc import libc
 from actantd.limits import LOG_BACKUPS, LOG_MAX_BYTES, SOCKET_PATH_MAX
 from actantd.manager import Manager
-from actantd.paths import Layout, default_configs, default_home, resolve_socket
+from actantd.paths import LOG_STREAMS, Layout, default_configs, default_home, resolve_socket
 from actantd.rpc.handlers import METHODS
 from actantd.rpc.protocol import CallContext, CallOutcome, Dispatcher
 from actantd.rpc.server import RpcServer, inherited_listen_socket
 from actantd.rpc.services import DaemonInfo, Services
 from actantd.rpc.streams import LogStreams
 from actantd.supervisor import exits
+from actantd.supervisor.logs import LogGuard
 from actantd.supervisor.spawn import default_ignored_signals, set_child_subreaper
 
 log = logging.getLogger("actantd")
@@ -54,8 +58,9 @@ class AlreadyRunning(Exception):
 
 def acquire_lock(layout: Layout) -> IO[str]:
     """flock on ``{home}/actantd.lock`` for the daemon's lifetime; the kernel drops it if we die."""
-    layout.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    handle = open(layout.lock, "a+")  # noqa: SIM115 - held open for the whole process lifetime
+    secure_home(layout.home)
+    fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    handle = open(fd, "a+")  # noqa: SIM115 - held open for the whole process lifetime
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -72,6 +77,23 @@ def acquire_lock(layout: Layout) -> IO[str]:
     return handle
 
 
+def secure_home(home: Path) -> None:
+    """Create the home 0700, and tighten one that others can read (hardening #10, class 10).
+
+    The home holds every instance's ``.actant.json`` (with ``--env`` values), the journal and the logs: a
+    home made by hand, or by an older version, with mode 0755 would let every local user read them.
+    Only a directory we own is changed; any other is reported and left alone.
+    """
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = os.stat(home)
+    if st.st_mode & 0o077:
+        if st.st_uid == os.getuid():
+            os.chmod(home, 0o700)
+            log.warning("home %s had mode %o, readable by others; tightened to 0700", home, st.st_mode & 0o777)
+        else:
+            log.warning("home %s has mode %o and is not ours: others may read agent state", home, st.st_mode & 0o777)
+
+
 class Daemon:
     def __init__(self, layout: Layout, *, signal_handlers: bool = True) -> None:
         self.layout = layout
@@ -81,6 +103,7 @@ class Daemon:
         """Set once the socket listens and READY=1 is sent: the in-process readiness event."""
         self.started = time.monotonic()
         self.journal = Journal(layout.journal)
+        self.journal.start_writer()  # inserts in batches off the event loop (hardening #10, class 5)
         self.bus = EventBus()
         self.configs = ConfigService(layout.configs, on_reload=self._on_reload, debounce_ms=CONFIG_DEBOUNCE_MS)
         self.manager = Manager(layout, lambda: self.configs.registry, self.journal, self.bus)
@@ -95,6 +118,7 @@ class Daemon:
         services = Services(self.manager, self.configs, self.journal, self.bus, layout, self.streams, info)
         self.methods.bind(self.dispatcher, services)
         self.server: RpcServer | None = None
+        self.log_guard = LogGuard(LOG_MAX_BYTES, LOG_BACKUPS)
         self._stop = asyncio.Event()
         self._keep_agents = False
         self._tasks: list[asyncio.Task[Any]] = []
@@ -151,6 +175,15 @@ class Daemon:
         self._hup_tasks.add(task)
         task.add_done_callback(self._hup_tasks.discard)
 
+    def _active_log_paths(self) -> list[Path]:
+        """The log files :class:`LogGuard` keeps bounded: those of every active agent."""
+        return [
+            self.layout.log_file(record.name, stream)
+            for record in self.manager.records.values()
+            if record.status in ACTIVE
+            for stream in LOG_STREAMS
+        ]
+
     async def _housekeeping(self) -> None:
         """Log rotation and returning freed heap memory to the system now and then. (Orphaned grandchildren,
         of which we are the subreaper, are reaped on SIGCHLD by :class:`exits.OrphanReaper`, not here.)"""
@@ -162,7 +195,8 @@ class Daemon:
             try:
                 # In a thread: copying a big log must never stall the event loop (an agent that writes fast
                 # must not make the daemon slow).
-                await asyncio.to_thread(self.manager.rotate_logs, LOG_MAX_BYTES, LOG_BACKUPS)
+                self.log_guard.sync(self._active_log_paths())  # rotation runs in the guard's thread
+                await self.manager.retry_unwritten()  # records kept in memory after a failed write
                 if rounds % TRIM_EVERY_ROUNDS == 0:
                     trim_heap()
             except Exception:  # a failed round must not end rotation and reaping for the daemon's lifetime
@@ -182,9 +216,14 @@ class Daemon:
         reaper = exits.OrphanReaper(loop) if self._signal_handlers else None
         if reaper is not None:
             reaper.start()
-        await self.manager.initialize()
         inherited = inherited_listen_socket()
         self.server = RpcServer(self.dispatcher, None if inherited else self.layout.socket, inherited)
+        self.server.bind()  # the socket is ours before recovery touches the home (clients wait in the backlog)
+        try:
+            await self.manager.initialize()
+        except BaseException:
+            await self.server.close()
+            raise
         await self.server.start()
         self._tasks = [
             loop.create_task(self.configs.run(self._stop)),
@@ -206,6 +245,7 @@ class Daemon:
         if reaper is not None:
             reaper.close()
         self.journal.daemon_event("stopped", pid=os.getpid(), keepAgents=self._keep_agents)
+        self.log_guard.close()
         self.journal.close()
         return 0
 

@@ -228,6 +228,21 @@ class AcpError(ActantError):
     error_code = "ACP_ERROR"
 
 
+class Overloaded(ActantError):
+    """The daemon shed this connection to keep its memory bounded (input or output budget; hardening #10)."""
+
+    code = -32030
+    error_code = "OVERLOADED"
+
+
+class DestroyRefused(ActantError):
+    """Destroy found an instance directory it cannot prove is this instance's (a swapped-in symlink, another
+    directory, another instance's record) and removed nothing (hardening #10)."""
+
+    code = -32031
+    error_code = "DESTROY_REFUSED"
+
+
 def _all_subclasses(cls: type[ActantError]) -> list[type[ActantError]]:
     out: list[type[ActantError]] = []
     for sub in cls.__subclasses__():

@@ -9,9 +9,18 @@ The journal is *history, not state*: instances never depend on it. That decides 
   entry dropped; ``dropped`` counts them. A history write must never block or fail a state transition.
 - Reads (``query``) do raise, as :class:`~actantd.errors.InternalError`: an empty answer would be a lie.
 
-Writes sit on the manager's path for every transition, so they must stay cheap (tens of µs): one reused
-connection in autocommit mode, WAL with ``synchronous=NORMAL`` (a commit appends to the WAL without an
-fsync; a power cut may lose the last few entries, never corrupt the file), one INSERT per entry.
+Writes sit on the manager's path for every transition, so they must stay cheap: one reused connection, WAL
+with ``synchronous=NORMAL`` (a commit appends to the WAL without an fsync; a power cut may lose the last few
+entries, never corrupt the file). The daemon calls :meth:`Journal.start_writer`: from then on ``record`` only
+encodes the entry, gives it its id and queues it (about a microsecond on the event loop), and one writer thread
+inserts the queue in batches (one transaction per batch of up to ``WRITE_BATCH`` rows), so a client that makes
+the daemon journal 100,000 entries costs the loop microseconds per entry, never a synchronous insert each.
+Queries flush the queue first (read-your-writes) and run in a thread (:meth:`Journal.aquery`). Without the
+writer (tests, tools) every ``record`` is one autocommit INSERT, as before.
+
+A journal file deleted or replaced under the daemon (``rm journal.sqlite``) is noticed before the next write
+(the path's inode is compared with the one opened) and a fresh file is opened, instead of writing on into an
+unlinked inode nobody can read.
 
 Each row carries ``at`` (ISO-8601 UTC with milliseconds, what users read) and ``ts`` (the same instant as
 integer epoch milliseconds, what range queries and pruning use), so the two can never disagree.
@@ -21,11 +30,14 @@ hourly.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import logging
 import math
 import os
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -50,12 +62,22 @@ Waiting longer would stall the event loop, so past this the entry is dropped ins
 REOPEN_INTERVAL_SECONDS = 30.0
 """When the journal could not be opened at all (e.g. disk full at startup), how often to try again."""
 PRUNE_INTERVAL_SECONDS = 3600.0
+WRITE_BATCH = 2000
+"""Rows per transaction in writer mode: big enough to amortize the commit, small enough that a query's flush
+or the lock a batch holds never lasts more than a few milliseconds."""
+BUSY_RETRY_SECONDS = 5.0
+MAX_PENDING = 200_000
+"""Queued entries beyond this are dropped (and counted): history must never grow the daemon without bound."""
 PROMPT_PREVIEW_CHARS = 200
 MAX_PARAM_STRING = 1024
 """Command params are audited, not archived: long strings (prompts) are cut so rows stay small."""
 REDACTED = "***"
 
 _SECRET_KEY = re.compile(r"token|secret|password|passwd|api[_-]?key|auth|credential", re.IGNORECASE)
+_ENV_KEYS = frozenset({"env", "environment", "envvars", "envoverrides"})
+"""Keys holding environment variables: their values are never journaled, whatever the variable is called
+(``OPENAI_KEY``, ``GH_PAT``... do not look secret to any name rule, and are)."""
+FILE_MODE = 0o600
 _ASSIGNMENT = re.compile(r"^(-{0,2}[A-Za-z_][A-Za-z0-9_.-]*)=")
 _RESERVED = frozenset({"id", "type", "agent", "at"})
 _CORRUPTION_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
@@ -74,6 +96,10 @@ CREATE INDEX IF NOT EXISTS entries_agent_ts ON entries (agent, ts);
 CREATE INDEX IF NOT EXISTS entries_type_ts ON entries (type, ts);
 """
 _INSERT = "INSERT INTO entries (ts, at, type, agent, data) VALUES (?, ?, ?, ?, ?)"
+_INSERT_ID = "INSERT INTO entries (id, ts, at, type, agent, data) VALUES (?, ?, ?, ?, ?, ?)"
+
+_Row = tuple[int, int, str, str, str | None, str]
+"""``(id, ts, at, type, agent, data)`` as queued for the writer thread."""
 
 _encoder = msgspec.json.Encoder(enc_hook=str)
 """``enc_hook=str``: an unexpected value type (a Path, an exception) is recorded as text, never dropped."""
@@ -110,9 +136,17 @@ def to_epoch_us(value: str | float) -> int:
     raise InvalidParams(f"not a time: {value!r}", value=value)
 
 
+_INT64 = 2**63
+
+
 def _bound_ms(value: str | float) -> int:
-    """The first whole millisecond at or after ``value``: ``ts >= bound`` ⇔ the entry is at/after ``value``."""
-    return -(-to_epoch_us(value) // 1000)
+    """The first whole millisecond at or after ``value``: ``ts >= bound`` ⇔ the entry is at/after ``value``.
+
+    Past SQLite's 64-bit integers (``since: 1e300``) it is InvalidParams, not an OverflowError in the query."""
+    ms = -(-to_epoch_us(value) // 1000)
+    if not -_INT64 <= ms < _INT64:
+        raise InvalidParams(f"time out of range: {value!r}", value=value)
+    return ms
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -123,16 +157,36 @@ def redact(value: Any) -> Any:
     """A copy of ``value`` with secrets replaced by ``"***"`` and long strings cut, for the audit trail.
 
     A mapping value is redacted when its key looks secret (token, secret, password, api key, auth,
-    credential...), whatever it holds, so ``env``/``headers`` maps are covered by the same rule; in lists,
-    ``NAME=value`` and ``--name=value`` strings with a secret-looking name keep the name and lose the value.
+    credential...), whatever it holds; an ``env`` map keeps its variable names and loses every value, since
+    no naming rule can tell ``OPENAI_KEY`` or ``GH_PAT`` from harmless settings; in lists, ``NAME=value`` and
+    ``--name=value`` strings with a secret-looking name keep the name and lose the value.
     """
     if isinstance(value, dict):
-        return {k: (REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) else redact(v)) for k, v in value.items()}
+        return {k: _redact_entry(k, v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_redact_item(v) for v in value]
     if isinstance(value, str) and len(value) > MAX_PARAM_STRING:
         return value[:MAX_PARAM_STRING] + f"…[{len(value) - MAX_PARAM_STRING} more chars]"
     return value
+
+
+def _redact_entry(key: Any, value: Any) -> Any:
+    if not isinstance(key, str):
+        return redact(value)
+    if key.lower() in _ENV_KEYS:
+        return _env_names_only(value)
+    if _SECRET_KEY.search(key):
+        return REDACTED
+    return redact(value)
+
+
+def _env_names_only(value: Any) -> Any:
+    """An env map (or ``NAME=value`` list) with every value replaced: the names say enough for an audit."""
+    if isinstance(value, dict):
+        return {str(k): REDACTED for k in value}
+    if isinstance(value, list | tuple):
+        return [f"{str(v).partition('=')[0]}={REDACTED}" if isinstance(v, str) else REDACTED for v in value]
+    return REDACTED
 
 
 def _redact_item(value: Any) -> Any:
@@ -157,7 +211,8 @@ class _Unusable(Exception):
 
 
 class Journal:
-    """The history store. Single-threaded by design: the daemon's event loop owns the one connection."""
+    """The history store. ``record`` is called from the event loop only; with the writer started, the
+    connection is used by the writer thread and by queries, each under ``_db_lock``."""
 
     def __init__(
         self,
@@ -185,6 +240,16 @@ class Journal:
         self._next_prune_at = 0.0
         self._closed = False
         self._recovering = False
+        self._identity: tuple[int, int] | None = None
+        """(st_dev, st_ino) of the file opened, to notice it being deleted or replaced."""
+        self._db_lock = threading.RLock()
+        self._pending: collections.deque[_Row] = collections.deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._writing = 0
+        """Rows the writer thread has taken but not finished (for ``flush``)."""
+        self._writer: threading.Thread | None = None
+        self._stopping = False
+        self._next_id = 1
         self._open()
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -195,6 +260,11 @@ class Journal:
         return self._conn is not None
 
     def close(self) -> None:
+        self._stop_writer()
+        with self._db_lock:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
         self._closed = True
         conn, self._conn = self._conn, None
         if conn is None:
@@ -233,9 +303,10 @@ class Journal:
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._private_files()
         # isolation_level=None: autocommit, so each INSERT is its own (WAL-cheap) transaction and a failed one
         # never leaves a transaction open behind it.
-        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)  # see _db_lock
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -252,11 +323,31 @@ class Journal:
             conn.executescript(_SCHEMA)
             if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("SELECT max(id) FROM entries").fetchone()
+            top = conn.execute("SELECT max(id) FROM entries").fetchone()[0] or 0
+            seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'entries'").fetchone()
+            st = os.stat(self.path)
         except BaseException:
             conn.close()
             raise
+        self._identity = (st.st_dev, st.st_ino)
+        with self._cond:  # never lower it: ids already handed to queued entries must stay unique
+            self._next_id = max(self._next_id, int(top) + 1, (int(seq[0]) if seq else 0) + 1)
         return conn
+
+    def _private_files(self) -> None:
+        """The journal (and the -wal/-shm SQLite derives from it, with its mode) is created 0600 and an older
+        one tightened: it holds commands and their parameters."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE)
+        try:
+            if os.fstat(fd).st_mode & 0o077:
+                os.fchmod(fd, FILE_MODE)
+        finally:
+            os.close(fd)
+        for suffix in ("-wal", "-shm"):
+            try:
+                os.chmod(f"{self.path}{suffix}", FILE_MODE)
+            except OSError:
+                pass
 
     def _unavailable(self, exc: BaseException) -> None:
         self._conn = None
@@ -287,9 +378,26 @@ class Journal:
         log.warning("journal %s is unusable (%s): moved aside to %s, starting a fresh one", self.path, why, base)
 
     def _connection(self) -> sqlite3.Connection | None:
+        if self._conn is not None and not self._same_file():
+            log.warning("journal %s was deleted or replaced; opening a fresh one", self.path)
+            conn, self._conn = self._conn, None
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+            self._reopen_at = 0.0
         if self._conn is None and not self._closed and time.monotonic() >= self._reopen_at:
             self._open()
         return self._conn
+
+    def _same_file(self) -> bool:
+        """One stat of the path: is it still the file we opened? (Else our writes would go to an unlinked
+        inode: silently lost history, and disk space nobody can see.)"""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self._identity
 
     def _on_error(self, exc: sqlite3.Error) -> None:
         """Corruption: move aside and reopen. Anything else: the file stays; the caller drops or raises."""
@@ -321,8 +429,130 @@ class Journal:
         ms = self._clock() // 1_000_000
         at = iso_ms(ms)
         entry: Entry = {"id": None, "type": type, "agent": agent, "at": at, **data}
-        entry["id"] = self._insert(ms, at, type, agent, data)
+        if self._writer is not None:
+            entry["id"] = self._enqueue(ms, at, type, agent, data)
+        else:
+            with self._db_lock:
+                entry["id"] = self._insert(ms, at, type, agent, data)
         return entry
+
+    # -- writer thread ----------------------------------------------------------------------------------
+
+    def start_writer(self) -> None:
+        """Move inserts to a writer thread, in batches (see the module docstring). Idempotent."""
+        if self._writer is not None or self._closed:
+            return
+        self._stopping = False
+        self._writer = threading.Thread(target=self._write_loop, name="journal-writer", daemon=True)
+        self._writer.start()
+
+    def _enqueue(self, ms: int, at: str, type_: str, agent: str | None, data: dict[str, Any]) -> int | None:
+        if self._closed:
+            self.dropped += 1
+            return None
+        try:
+            blob = _encoder.encode(data).decode()
+        except (msgspec.EncodeError, UnicodeError, OverflowError) as exc:
+            self._write_failed(exc)
+            return None
+        with self._cond:
+            if len(self._pending) >= MAX_PENDING:
+                self.dropped += 1
+                if not self._failing:
+                    log.warning("journal queue full (%d entries); dropping entries until it drains", MAX_PENDING)
+                    self._failing = True
+                return None
+            row_id = self._next_id
+            self._next_id += 1
+            self._pending.append((row_id, ms, at, type_, agent, blob))
+            if len(self._pending) == 1:
+                self._cond.notify()
+        return row_id
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopping:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                batch = [self._pending.popleft() for _ in range(min(WRITE_BATCH, len(self._pending)))]
+                self._writing = len(batch)
+            try:
+                with self._db_lock:
+                    self._insert_batch(batch)
+            except Exception:  # never let the thread die: history would then silently stop
+                log.exception("journal writer failed on a batch of %d", len(batch))
+                self.dropped += len(batch)
+            finally:
+                with self._cond:
+                    self._writing = 0
+                    self._cond.notify_all()
+
+    def _insert_batch(self, batch: list[_Row]) -> None:
+        conn = self._connection()
+        if conn is None:
+            self.dropped += len(batch)
+            return
+        try:
+            self._commit_batch(conn, batch)
+        except sqlite3.IntegrityError:
+            # Ids the queue handed out collide with rows already there (the file was replaced by one with a
+            # higher sequence): keep the entries, let SQLite number them.
+            try:
+                conn.executemany(_INSERT, [row[1:] for row in batch])
+            except sqlite3.Error as exc:
+                self.dropped += len(batch) - 1
+                self._write_failed(exc)
+                return
+        except sqlite3.Error as exc:
+            self.dropped += len(batch) - 1  # _write_failed counts one
+            self._write_failed(exc)
+            return
+        if self._failing:
+            self._failing = False
+            log.warning("journal %s writable again; %d entries dropped so far", self.path, self.dropped)
+        self._since_prune += len(batch)
+        if self._since_prune >= self.prune_every or time.monotonic() >= self._next_prune_at:
+            self.prune()
+
+    @staticmethod
+    def _commit_batch(conn: sqlite3.Connection, batch: list[_Row]) -> None:
+        """One transaction; a foreign lock holder is waited out here, in the writer thread, for up to
+        ``BUSY_RETRY_SECONDS`` (the loop is not waiting), before the batch is given up."""
+        deadline = time.monotonic() + BUSY_RETRY_SECONDS
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(_INSERT_ID, batch)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                return
+            except sqlite3.OperationalError as exc:
+                code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+                if code not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or time.monotonic() >= deadline:
+                    raise
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued entry is written (or dropped); True unless ``timeout`` ran out."""
+        if self._writer is None:
+            return True
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._pending and not self._writing, timeout)
+
+    def _stop_writer(self) -> None:
+        writer = self._writer
+        if writer is None:
+            return
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        writer.join()
+        self._writer = None
 
     def _insert(self, ms: int, at: str, type_: str, agent: str | None, data: dict[str, Any]) -> int | None:
         conn = self._connection()
@@ -489,12 +719,18 @@ class Journal:
         sql += f" ORDER BY ts {direction}, id {direction} LIMIT ?"
         args.append(limit)
 
-        conn = self._connection()
-        if conn is None:
-            raise InternalError("the journal is unavailable", path=str(self.path))
-        try:
-            rows = conn.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            self._on_error(exc)
-            raise InternalError(f"reading the journal failed: {exc}", path=str(self.path)) from exc
+        self.flush()
+        with self._db_lock:
+            conn = self._connection()
+            if conn is None:
+                raise InternalError("the journal is unavailable", path=str(self.path))
+            try:
+                rows = conn.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                self._on_error(exc)
+                raise InternalError(f"reading the journal failed: {exc}", path=str(self.path)) from exc
         return [{"id": i, "type": t, "agent": a, "at": at, **_decoder.decode(d)} for i, t, a, at, d in rows]
+
+    async def aquery(self, **kwargs: Any) -> list[Entry]:
+        """:meth:`query` in a worker thread, for the event loop (it waits for the writer's queue first)."""
+        return await asyncio.to_thread(lambda: self.query(**kwargs))

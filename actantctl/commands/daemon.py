@@ -187,19 +187,39 @@ def _wait_until_up(app: AppContext, child: subprocess.Popen[bytes], seconds: flo
         time.sleep(POLL_SECONDS)
 
 
+def start_or_join(app: AppContext, wait_seconds: float) -> tuple[bool, dict[str, Any]]:
+    """Start the daemon unless one answers; ``(whether we started it, its ping answer)``.
+
+    Several starters racing all find nothing and spawn a daemon each; only one daemon takes the home's lock
+    and the others exit. So "we started it" means the daemon that answers is our own child, not merely that
+    nothing answered when we looked (hardening #10: of 20 racing starters, exactly one says it started it).
+    """
+    answer = ping(app)
+    if answer is not None:
+        return False, answer
+    child = _spawn(app)
+    answer = _wait_until_up(app, child, wait_seconds)
+    started = answer.get("pid") == child.pid
+    if not started:
+        import contextlib
+        import subprocess
+
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(wait_seconds)  # ours lost the lock and exits: reap it
+    return started, answer
+
+
 @daemon.command()
 @click.option("--wait", "wait_seconds", default=10.0, show_default=True, help="Seconds to wait for it to answer.")
 @json_option
 @pass_app
 def start(app: AppContext, wait_seconds: float) -> None:
     """Start actantd in the background (does nothing if it is already running)."""
-    answer = ping(app)
-    started = answer is None
     note = None
-    if answer is None:
+    if ping(app) is None:  # nothing answers: find the home this socket belonged to before starting one
         note = adopt_socket_owner(app)
         rotate_output(_home(app))
-        answer = _wait_until_up(app, _spawn(app), wait_seconds)
+    started, answer = start_or_join(app, wait_seconds)
     if app.json:
         print_json({"started": started, "socket": str(app.socket), "home": str(_home(app)), **answer})
     elif started:

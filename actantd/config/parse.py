@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import msgspec
 
+from actantd.config.files import UnreadableConfig, read_config_bytes
 from actantd.config.issues import ConfigIssue, all_validation_errors, from_decode_error
 from actantd.config.migrations.steps import CURRENT_VERSION, is_migratable, is_newer, parse_version
 from actantd.config.schema import KIND_TYPES, Config, Kind
@@ -86,11 +87,38 @@ def name_issue(file: str, name: str, stem: str) -> ConfigIssue | None:
 
 
 def parse_bytes(data: bytes, file: str, stem: str, kind: Kind | None) -> tuple[Parsed | None, list[ConfigIssue]]:
-    """Decode and validate one document; ``kind=None`` infers it from the fields."""
+    """Decode and validate one document; ``kind=None`` infers it from the fields.
+
+    Never raises for any input: whatever a file holds (nesting deep enough to exhaust the recursion limit,
+    an integer too long to convert, a value the schema code trips on) is that file's issue, so one bad file
+    can neither stop start-up nor abort a hot reload of the others.
+    """
+    try:
+        return _parse_bytes(data, file, stem, kind)
+    except RecursionError:
+        return None, [ConfigIssue(file, "$", "JSON nested too deeply to read")]
+    except MemoryError:
+        return None, [ConfigIssue(file, "$", "file too large to read")]
+    except Exception as exc:  # the contract is "issues, never an exception"
+        reason = str(exc).split("\n", 1)[0][:200] or type(exc).__name__
+        return None, [ConfigIssue(file, "$", f"cannot parse: {reason}")]
+
+
+def _decode_issue(file: str, data: bytes, exc: msgspec.DecodeError) -> ConfigIssue:
+    """The syntax error's line and column when the stdlib parser can find it, else msgspec's own message."""
+    try:
+        return from_decode_error(file, data, exc)
+    except RecursionError:
+        return ConfigIssue(file, "$", "JSON nested too deeply to read")
+    except ValueError:  # e.g. an integer literal past sys.get_int_max_str_digits()
+        return ConfigIssue(file, "$", f"invalid JSON: {exc}")
+
+
+def _parse_bytes(data: bytes, file: str, stem: str, kind: Kind | None) -> tuple[Parsed | None, list[ConfigIssue]]:
     try:
         doc = msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
-        return None, [from_decode_error(file, data, exc)]
+        return None, [_decode_issue(file, data, exc)]
     if not isinstance(doc, dict):
         return None, [ConfigIssue(file, "$", "expected a JSON object")]
     if kind is None:
@@ -116,9 +144,10 @@ def parse_bytes(data: bytes, file: str, stem: str, kind: Kind | None) -> tuple[P
 
 
 def parse_file(path: Path, file: str, kind: Kind | None) -> tuple[Parsed | None, list[ConfigIssue]]:
-    """:func:`parse_bytes` on a file; ``file`` is how the file is named in issues."""
+    """:func:`parse_bytes` on a file; ``file`` is how the file is named in issues. Only a regular file of
+    bounded size is read (:func:`~actantd.config.files.read_config_bytes`); call it off the event loop."""
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return None, [ConfigIssue(file, "$", f"cannot read: {exc.strerror or exc}")]
+        data = read_config_bytes(path)
+    except UnreadableConfig as exc:
+        return None, [ConfigIssue(file, "$", str(exc))]
     return parse_bytes(data, file, path.stem, kind)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from actantd.config.files import is_ignored_name, iter_config_files
+from actantd.config.files import folder_problem, is_ignored_name, iter_config_files
 from actantd.config.issues import ConfigIssue
 from actantd.config.parse import Parsed, parse_file
 from actantd.config.registry import (
@@ -118,8 +118,9 @@ def load_registry(configs_dir: Path, previous: Registry | None = None) -> LoadRe
     configs_dir = Path(configs_dir).absolute()
     errors: list[ConfigIssue] = []
     warnings: list[ConfigIssue] = []
-    if not configs_dir.is_dir():
-        issue = ConfigIssue(str(configs_dir), "$", "configs folder does not exist")
+    problem = folder_problem(configs_dir)
+    if problem is not None:
+        issue = ConfigIssue(str(configs_dir), "$", problem)
         return LoadResult(Registry.empty(configs_dir), [issue], [])
 
     candidates: dict[Kind, dict[str, list[tuple[Path, Config]]]] = defaultdict(lambda: defaultdict(list))
@@ -284,7 +285,9 @@ def seed_configs(dest: Path, source: Path | None = None) -> bool:
     """
     dest = Path(dest).absolute()
     src = source if source is not None else bundled_configs_dir()
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+    if os.path.lexists(dest) and not dest.is_dir():
+        return False  # a file, a dangling symlink or a symlink loop: the user's, never replaced by a seed
+    if dest.is_dir() and any(dest.iterdir()):
         return False
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.seed-", dir=dest.parent))

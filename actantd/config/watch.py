@@ -14,6 +14,7 @@ next write (usually milliseconds later) is another reload.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,11 +23,14 @@ from pathlib import Path
 import watchfiles
 
 from actantd.config.files import CONFIG_SUFFIX, is_ignored_relpath
+from actantd.config.issues import ConfigIssue
 from actantd.config.registry import Registry, affected_templates
 from actantd.config.schema import Kind
 from actantd.config.store import LoadResult, load_registry
 
 log = logging.getLogger(__name__)
+
+WATCH_RETRY_SECONDS = 5.0
 
 ChangeCallback = Callable[[set[Path]], Awaitable[None]]
 
@@ -65,19 +69,32 @@ async def watch_configs(
     watch goes on: a bug in a reaction must not end hot reload for the daemon's lifetime.
     """
     watch_filter = ConfigFilter(configs_dir)
-    async for changes in watchfiles.awatch(
-        watch_filter.configs_dir,
-        watch_filter=watch_filter,
-        debounce=debounce_ms,
-        step=step_ms,
-        stop_event=stop,
-        recursive=True,
-    ):
-        paths = {Path(p) for _change, p in changes}
+    warned = False
+    while not stop.is_set():
         try:
-            await on_change(paths)
-        except Exception:
-            log.exception("config change handler failed for %s", sorted(map(str, paths)))
+            async for changes in watchfiles.awatch(
+                watch_filter.configs_dir,
+                watch_filter=watch_filter,
+                debounce=debounce_ms,
+                step=step_ms,
+                stop_event=stop,
+                recursive=True,
+            ):
+                warned = False
+                paths = {Path(p) for _change, p in changes}
+                try:
+                    await on_change(paths)
+                except Exception:
+                    log.exception("config change handler failed for %s", sorted(map(str, paths)))
+            return
+        except OSError as exc:
+            # The folder is missing, a symlink loop, unreadable: no watch can be set up. Try again now and
+            # then, so fixing the folder brings hot reload back without a restart (SIGHUP reloads at once).
+            if not warned:
+                log.warning("cannot watch configs folder %s: %s; retrying", configs_dir, exc)
+                warned = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), WATCH_RETRY_SECONDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +116,19 @@ class Reload:
 ReloadCallback = Callable[[Reload], Awaitable[None]]
 
 
+def safe_load(configs_dir: Path, previous: Registry | None) -> LoadResult:
+    """:func:`load_registry` that cannot raise: a failure of the load itself (not of one file, which the
+    loader already reports per file) keeps the previous registry in force and becomes a reported error, so
+    the reload is announced as ``config.error`` and the next edit is still processed."""
+    try:
+        return load_registry(configs_dir, previous)
+    except Exception as exc:  # see the docstring
+        log.exception("loading configs from %s failed", configs_dir)
+        registry = previous if previous is not None else Registry.empty(Path(configs_dir).absolute())
+        issue = ConfigIssue(str(configs_dir), "$", f"cannot load the configs folder: {type(exc).__name__}: {exc}")
+        return LoadResult(registry, [issue], [])
+
+
 class ConfigWatcher:
     """Owns the current registry of one configs folder and keeps it in step with the disk."""
 
@@ -116,7 +146,7 @@ class ConfigWatcher:
         self._debounce_ms = debounce_ms
         self._step_ms = step_ms
         self._lock = asyncio.Lock()
-        self.last: LoadResult = initial if initial is not None else load_registry(self.configs_dir)
+        self.last: LoadResult = initial if initial is not None else safe_load(self.configs_dir, None)
 
     @property
     def registry(self) -> Registry:
@@ -126,7 +156,7 @@ class ConfigWatcher:
         """Re-read the folder now (also for SIGHUP or an RPC), swap the registry, report what changed."""
         async with self._lock:  # reloads in order: a slow one can never overwrite a newer one
             previous = self.registry
-            result = await asyncio.to_thread(load_registry, self.configs_dir, previous)
+            result = await asyncio.to_thread(safe_load, self.configs_dir, previous)
             self.last = result
             reload = Reload(
                 result=result,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from actantd.errors import (
     AgentNotFound,
     DaemonBusy,
     InvalidParams,
+    StateWrite,
 )
 from actantd.events import EventBus
 from actantd.instances.record import InstanceRecord, utc_now, workspace_path
@@ -41,10 +43,14 @@ from actantd.instances.state import ACTIVE, LIVE, RESTART_PENDING, START_ACCEPTE
 from actantd.instances.store import InstanceStore
 from actantd.journal import Journal
 from actantd.paths import LOG_STREAMS, Layout
-from actantd.supervisor import exits, logs, metrics
+from actantd.supervisor import exits, kill, metrics
 from actantd.supervisor.process import AgentProcess
 
 S = Status
+log = logging.getLogger(__name__)
+
+_STRICT_WRITES = frozenset({S.STARTING, S.RUNNING})
+"""Transitions that must be on disk before they count (see :meth:`Lifecycle.transition`)."""
 
 
 class Lifecycle:
@@ -69,6 +75,8 @@ class Lifecycle:
         self.too_new: dict[str, int] = {}
         """Instances whose file a newer daemon wrote (name → schemaVersion); left untouched."""
         self.sampler = metrics.MetricsSampler()
+        self.unwritten: dict[str, str] = {}
+        """Instances whose current record is in memory only (name → why the write failed); retried."""
         self._locks: dict[str, asyncio.Lock] = {}
         self._processes: dict[str, AgentProcess] = {}
         self._closing = False
@@ -105,6 +113,7 @@ class Lifecycle:
     def forget(self, name: str) -> None:
         """Drop a destroyed instance's record and process object."""
         self.records.pop(name, None)
+        self.unwritten.pop(name, None)
         proc = self._processes.pop(name, None)
         if proc is not None:
             proc.close()
@@ -157,18 +166,68 @@ class Lifecycle:
         return new
 
     async def transition(self, record: InstanceRecord, to: Status, reason: str, **changes: Any) -> InstanceRecord:
-        """Check, persist, journal, publish — in that order. A failed write changes nothing.
+        """Check, persist, journal, publish — in that order.
 
         The write (two fsyncs) runs in a worker thread: the caller holds the instance's lock, so the order of
         one instance's transitions is kept, while fsyncs of different instances overlap (the filesystem
         commits them together) and reads never wait behind a disk flush.
+
+        When the write fails (full disk, instance directory deleted by hand, immutable file, read-only
+        mount), it depends on where the instance is going (hardening #10, class 3):
+
+        - into Starting or Running, nothing changes and :class:`StateWrite` is raised: a process must never
+          run that the disk does not know about (a crash of the daemon would leave it unsupervised);
+        - anywhere else (stopping, stopped, crashed, restarting, failed) the truth is kept in memory, the
+          transition is journaled and published, the failure is announced (``stateWriteFailed``) and the
+          write retried by :meth:`retry_unwritten`. Killing a process, or acting on its crash, must never
+          depend on the disk.
         """
         check_transition(record.status, to, name=record.name)
         new = msgspec.structs.replace(record, status=to, reason=reason, updated_at=utc_now(), **changes)
-        await asyncio.to_thread(self.store.write, new)
+        try:
+            await asyncio.to_thread(self.store.write, new)
+        except StateWrite as exc:
+            if to in _STRICT_WRITES:
+                raise
+            self._remember_unwritten(new, exc)
+        else:
+            self.unwritten.pop(record.name, None)
         self.records[record.name] = new
         self.announce(record.name, record.status, to, reason)
         return new
+
+    def _remember_unwritten(self, record: InstanceRecord, exc: StateWrite) -> None:
+        first = record.name not in self.unwritten
+        self.unwritten[record.name] = exc.message
+        if first:
+            log.warning("%s: state kept in memory only: %s (retrying)", record.name, exc.message)
+            self.event("instance", record.name, event="stateWriteFailed", reason=exc.message)
+
+    async def retry_unwritten(self) -> list[str]:
+        """Try again to persist every record kept in memory only; returns the names written now.
+
+        Called by the daemon's housekeeping every second and at shutdown. Takes each instance's lock only if
+        it is free: a busy instance is retried on the next round (its next transition writes anyway).
+        """
+        done: list[str] = []
+        for name in list(self.unwritten):
+            lock = self.lock(name)
+            if lock.locked():
+                continue
+            async with lock:
+                record = self.records.get(name)
+                if record is None:
+                    self.unwritten.pop(name, None)
+                    continue
+                try:
+                    await asyncio.to_thread(self.store.write, record)
+                except StateWrite as exc:
+                    self.unwritten[name] = exc.message
+                    continue
+                self.unwritten.pop(name, None)
+                done.append(name)
+                self.event("instance", name, event="stateWritten", status=record.status.value)
+        return done
 
     # -- start, stop, attach, detach -----------------------------------------------------------------------
 
@@ -280,14 +339,6 @@ class Lifecycle:
 
     # -- housekeeping and shutdown ----------------------------------------------------------------------
 
-    def rotate_logs(self, max_bytes: int, backups: int) -> None:
-        for record in list(self.records.values()):
-            if record.status not in ACTIVE:
-                continue
-            for stream in LOG_STREAMS:
-                with contextlib.suppress(OSError):
-                    logs.rotate_if_needed(self.layout.log_file(record.name, stream), max_bytes, backups)
-
     async def shutdown(self, stop_agents: bool = True) -> None:
         """Stop every agent in parallel (so systemd's KillMode=mixed finds nothing left), then stop watching.
 
@@ -297,7 +348,22 @@ class Lifecycle:
         self._shutting_down = True
         if stop_agents:
             names = [r.name for r in self.records.values() if r.status in SUPERVISED]
-            await asyncio.gather(*(self.stop(n) for n in names), return_exceptions=True)
+            results = await asyncio.gather(*(self.stop(n) for n in names), return_exceptions=True)
+            for name, res in zip(names, results, strict=True):
+                if isinstance(res, BaseException):
+                    log.error("%s: stop at shutdown failed: %r", name, res)
+            # Whatever a stop reported, no process the user asked to stop may outlive the daemon.
+            for name, proc in list(self._processes.items()):
+                record = self.records.get(name)
+                if proc.is_live and proc.pid is not None and record is not None and not record.attached:
+                    log.error("%s: still running after its stop; killing pid %d", name, proc.pid)
+                    with contextlib.suppress(Exception):
+                        await kill.terminate_tree(
+                            proc.pid, instance_id=record.instance_id, timeout=2.0, exited=proc.exit_future
+                        )
+        await self.retry_unwritten()
+        for name, why in self.unwritten.items():
+            log.error("%s: its last state could not be written (%s); the next start re-checks it", name, why)
         self._closing = True
         for proc in self._processes.values():
             proc.close()

@@ -99,6 +99,11 @@ class InstanceRecord(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
     trust_entries: list[str] = []
     """Global trust files in which Actant added this workspace's entry (``"trust": "global"``), as
     ``"<materializer>:<path>"``; destroy removes exactly these entries (actantd/materialize/trust.py)."""
+    workspace_dev: int | None = None
+    workspace_ino: int | None = None
+    """Identity (``st_dev``, ``st_ino``) of the workspace directory at create: destroy removes nothing from a
+    directory that is not this one (a symlink or another directory swapped in since). None for records
+    written before it was recorded."""
 
 
 _encoder = msgspec.json.Encoder()

@@ -36,7 +36,8 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.INITIALIZING: frozenset({S.READY, S.FAILED}),
     S.READY: frozenset({S.STARTING, S.INITIALIZING}),
     # Starting → Stopping: a stop that arrives mid-start; Starting → Stopped: startup recovery ("process lost").
-    S.STARTING: frozenset({S.RUNNING, S.FAILED, S.STOPPING, S.STOPPED}),
+    # Starting → Restarting: a spawn that failed for a passing shortage (EMFILE, EAGAIN) waits out the backoff.
+    S.STARTING: frozenset({S.RUNNING, S.FAILED, S.STOPPING, S.STOPPED, S.RESTARTING}),
     # Running → Stopped: a clean exit (OneShot done, or Service exit 0 under OnFailure/Never), a detach, or
     # startup recovery finding the process gone.
     S.RUNNING: frozenset({S.STOPPING, S.CRASHED, S.STOPPED}),

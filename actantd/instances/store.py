@@ -20,14 +20,17 @@ import errno
 import logging
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
+
 from actantd import fsutil
-from actantd.errors import InstanceCorrupted, InvalidName, SchemaTooNew, StateWrite, WorkspaceInit
+from actantd.errors import DestroyRefused, InstanceCorrupted, InvalidName, SchemaTooNew, StateWrite, WorkspaceInit
 from actantd.instances import worktree
 from actantd.instances.record import InstanceRecord, decode, encode
 from actantd.instances.worktree import WorktreeMaker
@@ -36,7 +39,12 @@ from actantd.paths import INSTANCE_FILE, Layout, is_valid_name
 log = logging.getLogger(__name__)
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+STATE_FILE_MODE = 0o600
+"""``.actant.json`` holds the instance's ``--env`` overrides (API keys among them): owner only."""
+STATE_DIR_MODE = 0o700
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = STATE_FILE_MODE) -> None:
     """:func:`actantd.fsutil.atomic_write`, with a failure (ENOSPC, EIO, EROFS...) as a typed STATE_WRITE.
 
     The previous file is untouched and the temp file removed, so the error can say so.
@@ -77,7 +85,7 @@ class InstanceStore:
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
         for d in (layout.instances, layout.staging, layout.trash, layout.corrupted):
-            d.mkdir(parents=True, exist_ok=True)
+            d.mkdir(parents=True, exist_ok=True, mode=STATE_DIR_MODE)
 
     # -- reading -------------------------------------------------------------------------------------
 
@@ -183,13 +191,13 @@ class InstanceStore:
                 worktree.make(stage)
                 self.write_at(stage, record)
                 worktree.prepare(stage)
-                final = populate(stage)
+                final = _with_identity(populate(stage), stage)
                 self.write_at(stage, final)
                 fsutil.fsync_dir(stage)
             elif record.work_dir is None:
-                stage.mkdir(mode=0o755)
+                stage.mkdir(mode=STATE_DIR_MODE)
                 self.write_at(stage, record)
-                final = populate(stage)
+                final = _with_identity(populate(stage), stage)
                 self.write_at(stage, final)
                 fsutil.fsync_dir(stage)
             else:
@@ -199,7 +207,7 @@ class InstanceStore:
                 # The staging link comes first: from here on, cleanup (now or after a crash) can find the
                 # workspace and remove exactly the files the record lists.
                 os.symlink(workspace, stage)
-                final = populate(workspace)
+                final = _with_identity(populate(workspace), workspace)
                 self.write_at(workspace, final)
             os.rename(stage, target)
             fsutil.fsync_dir(self.layout.instances)
@@ -220,11 +228,67 @@ class InstanceStore:
         """Write a record into a workspace that is not (yet) at its final place: staging or a --work-dir."""
         atomic_write(directory / INSTANCE_FILE, encode(record))
 
-    def destroy(self, name: str) -> bool:
-        """Rename into the trash (the atomic step), then delete; False when there was nothing to destroy."""
+    def check_owned(self, record: InstanceRecord) -> None:
+        """Raise :class:`DestroyRefused` unless ``instances/<name>`` is provably this instance's.
+
+        Proof is: the same kind of entry as at create (a real directory, or for ``--work-dir`` a symlink to
+        exactly the recorded path, itself not a symlink), the same directory identity as recorded at create
+        (``st_dev``/``st_ino``), and a record in it, if any, with the same ``instanceId``. A missing entry
+        proves nothing is there to remove and passes.
+        """
+        name = record.name
+        src = self.layout.instance_dir(name)
+        try:
+            st = os.lstat(src)
+        except FileNotFoundError:
+            return
+        if record.work_dir is None:
+            if not stat.S_ISDIR(st.st_mode):
+                kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
+                raise _refused(record, f"instances/{name} is {kind} now; it was a directory at create")
+            workspace, ident = src, (st.st_dev, st.st_ino)
+        else:
+            if not stat.S_ISLNK(st.st_mode):
+                raise _refused(record, f"instances/{name} is no longer the link to its --work-dir")
+            target = os.readlink(src)
+            if os.path.normpath(target) != os.path.normpath(record.work_dir):
+                raise _refused(record, f"instances/{name} now points to {target}, not to {record.work_dir}")
+            try:
+                wst = os.lstat(record.work_dir)
+            except FileNotFoundError:
+                return  # the work dir is gone: nothing of it to remove
+            if stat.S_ISLNK(wst.st_mode) or not stat.S_ISDIR(wst.st_mode):
+                raise _refused(record, f"--work-dir {record.work_dir} was replaced (now a symlink or not a directory)")
+            workspace, ident = Path(record.work_dir), (wst.st_dev, wst.st_ino)
+        if record.workspace_ino is not None and ident != (record.workspace_dev, record.workspace_ino):
+            raise _refused(record, f"{workspace} is not the directory created for this instance (another inode)")
+        try:
+            fd = os.open(workspace / INSTANCE_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise _refused(record, f"cannot read {workspace / INSTANCE_FILE}: {exc.strerror or exc}") from exc
+        try:
+            data = os.read(fd, 4 * 1024 * 1024)
+        finally:
+            os.close(fd)
+        try:
+            found, _ = decode(data, where=str(workspace))
+        except (InstanceCorrupted, SchemaTooNew) as exc:
+            raise _refused(record, f"{workspace / INSTANCE_FILE} is not this instance's record: {exc}") from exc
+        if found.instance_id != record.instance_id:
+            raise _refused(record, f"{workspace} holds instance {found.instance_id}, not {record.instance_id}")
+
+    def destroy(self, name: str, record: InstanceRecord | None = None) -> bool:
+        """Rename into the trash (the atomic step), then delete; False when there was nothing to destroy.
+
+        With ``record``, nothing is touched unless :meth:`check_owned` proves the directory is its own.
+        """
         src = self.layout.instance_dir(name)
         if not os.path.lexists(src):
             return False
+        if record is not None:
+            self.check_owned(record)
         dest = self.layout.trash / f"{name}-{uuid.uuid4().hex[:8]}"
         os.rename(src, dest)
         fsutil.fsync_dir(self.layout.instances)
@@ -273,3 +337,15 @@ class InstanceStore:
                 self._purge(path)
                 cleaned.append(str(path))
         return cleaned
+
+
+def _with_identity(record: InstanceRecord, workspace: Path) -> InstanceRecord:
+    """``record`` with the workspace directory's identity, which destroy checks (hardening #10, class 8)."""
+    st = os.stat(workspace)
+    return msgspec.structs.replace(record, workspace_dev=st.st_dev, workspace_ino=st.st_ino)
+
+
+def _refused(record: InstanceRecord, why: str) -> DestroyRefused:
+    return DestroyRefused(
+        f"refusing to destroy {record.name!r}: {why}; nothing was removed", agent=record.name, reason=why
+    )

@@ -20,8 +20,16 @@ import msgspec
 
 from actantd import materialize
 from actantd.config.schema import Template
-from actantd.errors import ActantError, AgentAlreadyRunning, AgentExists, AgentNotFound, InvalidParams, WorkspaceInit
-from actantd.instances import secret_env, worktree, worktree_ops
+from actantd.errors import (
+    ActantError,
+    AgentAlreadyRunning,
+    AgentExists,
+    AgentNotFound,
+    DestroyRefused,
+    InvalidParams,
+    WorkspaceInit,
+)
+from actantd.instances import secret_env, workdir_rules, worktree, worktree_ops
 from actantd.instances.lifecycle import Lifecycle
 from actantd.instances.record import InstanceRecord, Overrides, new_record, utc_now
 from actantd.instances.state import DESTROYABLE, ENDED, LIVE, Status
@@ -53,7 +61,9 @@ async def create(
     except msgspec.ValidationError as exc:
         raise InvalidParams(f"overrides: {exc}", agent=name) from exc
     if work_dir is not None:
-        work_dir = str(Path(work_dir).expanduser().resolve())
+        if (problem := workdir_rules.unexpanded_problem(work_dir)) is not None:  # hardening #10
+            raise WorkspaceInit(problem, agent=name, workDir=work_dir)
+        work_dir = str(Path(work_dir).resolve())
     async with lc.lock(name):
         existing = lc.records.get(name)
         if existing is not None:
@@ -79,6 +89,11 @@ async def create(
         planned = materialize.plan(resolved)
         if work_dir is not None:
             others = [(r.name, lc.workspace(r)) for r in lc.records.values()]
+            refused = workdir_rules.refused_reason(  # hardening #10: never /etc, /dev, /, the configs folder...
+                Path(work_dir), configs=lc.layout.configs.resolve(), home_dirs=workdir_rules.user_homes()
+            )
+            if refused is not None:
+                raise WorkspaceInit(refused, agent=name, workDir=work_dir)
             check_work_dir(name, Path(work_dir), planned, home=lc.layout.home, others=others)
         # Planning a worktree runs git (a worker thread); without a repository it only checks the params.
         wt_plan = (
@@ -169,6 +184,11 @@ async def destroy(lc: Lifecycle, name: str, force: bool = False) -> bool:
             return False  # destroyed by a call queued ahead of this one
         proc = lc.process(name)
         proc.cancel_restart()
+        try:  # hardening #10: prove the directory is this instance's before anything changes
+            await asyncio.to_thread(lc.store.check_owned, record)
+        except DestroyRefused as exc:
+            lc.event("instance", name, event="destroyRefused", reason=exc.message)
+            raise
         if record.status not in DESTROYABLE:
             if not force:
                 raise AgentAlreadyRunning(
@@ -184,7 +204,7 @@ async def destroy(lc: Lifecycle, name: str, force: bool = False) -> bool:
         await asyncio.to_thread(mat_workspace.remove_trust, record.trust_entries, workspace)
         if record.work_dir is not None and record.repo is None:
             await asyncio.to_thread(mat_workspace.unexclude, workspace, name)
-        await asyncio.to_thread(lc.store.destroy, name)
+        await asyncio.to_thread(lc.store.destroy, name, record)
         secret_env.remove(lc.layout, name)
         shutil.rmtree(lc.layout.log_dir(name), ignore_errors=True)
         lc.forget(name)

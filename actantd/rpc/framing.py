@@ -102,6 +102,16 @@ class NdjsonDecoder:
             self._buf += data[start:]
         return out
 
+    @property
+    def buffered(self) -> int:
+        """Bytes held for an incomplete message (what the server's input budget counts)."""
+        return len(self._buf)
+
+    def release(self) -> None:
+        """Drop the buffer now (connection closed): its memory must not wait for the decoder to be freed."""
+        self._dead = True
+        self._buf = bytearray()
+
     def _die(self, out: list[Frame], size: int) -> list[Frame]:
         self._dead = True
         self._buf = bytearray()
@@ -163,15 +173,35 @@ class ContentLengthDecoder:
                 return FrameError(ParseError("malformed header line", header=raw[:100].decode("latin-1")))
             if name.strip().lower() != b"content-length":
                 continue
+            if length is not None:
+                # Two lengths: which one frames the body is exactly the ambiguity request smuggling lives on.
+                return FrameError(ParseError("duplicate Content-Length header"))
             text = value.strip()
             if not text.isdigit():
                 return FrameError(ParseError("invalid Content-Length", value=text[:100].decode("latin-1")))
-            length = int(text)
+            if len(text.lstrip(b"0")) > len(str(self._limit)):
+                # Longer than the limit has digits: too large, decided without int() (which refuses past
+                # 4300 digits, raising inside the transport).
+                return FrameError(
+                    MessageTooLarge(
+                        f"message exceeds the {self._limit}-byte limit (Content-Length of {len(text)} digits)",
+                        limit=self._limit,
+                    )
+                )
+            length = int(text.lstrip(b"0") or b"0")
         if length is None:
             return FrameError(ParseError("missing Content-Length header"))
         if length > self._limit:
             return _too_large(length, self._limit)
         return length
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def release(self) -> None:
+        self._dead = True
+        self._buf = bytearray()
 
     def _die(self, out: list[Frame], err: FrameError) -> list[Frame]:
         self._dead = True
@@ -198,6 +228,16 @@ class FrameDecoder:
 
     def encode(self, payload: bytes) -> bytes:
         return encode(self.framing or Framing.NDJSON, payload)
+
+    @property
+    def buffered(self) -> int:
+        return self._inner.buffered if self._inner is not None else len(self._probe)
+
+    def release(self) -> None:
+        self._dead = True
+        self._probe = bytearray()
+        if self._inner is not None:
+            self._inner.release()
 
     def feed(self, data: bytes) -> list[Frame]:
         if self._inner is not None:

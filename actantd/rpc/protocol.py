@@ -27,6 +27,7 @@ from actantd.errors import (
     InternalError,
     InvalidParams,
     InvalidRequest,
+    MessageTooLarge,
     MethodNotFound,
     ParseError,
 )
@@ -39,6 +40,14 @@ _encoder = msgspec.json.Encoder()
 DEFAULT_BATCH_CONCURRENCY = 32
 """Batch entries run concurrently, but through a bounded pool: an 8 MiB batch of tiny requests would
 otherwise become hundreds of thousands of tasks at once."""
+MAX_REPLY_BYTES = 8 * 1024 * 1024
+"""No reply (a single one, or a whole batch's) is built past this: the same bound as a request. A result
+that would be larger is answered with MESSAGE_TOO_LARGE, so a client asking for a billion log lines gets
+an error, not a 300 MiB buffer in the daemon."""
+BATCH_SLICE_SECONDS = 0.002
+"""Most handlers finish without awaiting anything (an unknown agent, a status read), so a batch of 100,000
+of them would otherwise run in one piece and hold the event loop for seconds: other clients and crash
+detection would wait. A batch gives the loop back whenever it has run this long."""
 
 
 class Channel(Protocol):
@@ -154,6 +163,13 @@ def _parse_envelope(msg: Any) -> _Request | _Invalid:
     return _Request(method, params, reply_id, notification=not has_id)
 
 
+def _reply_too_large(msg: Any, size: int) -> bytes:
+    rid = msg.get("id") if isinstance(msg, dict) else None
+    rid = rid if isinstance(rid, str | int) and not isinstance(rid, bool) else None
+    error = MessageTooLarge(f"the batch's replies passed the {MAX_REPLY_BYTES}-byte limit", limit=MAX_REPLY_BYTES)
+    return encode_error(error, rid)
+
+
 class Dispatcher:
     """Method table plus the JSON-RPC rules around it; one per daemon, shared by every connection."""
 
@@ -206,10 +222,22 @@ class Dispatcher:
     async def _batch(self, items: list[Any], ctx: CallContext) -> list[bytes]:
         replies: list[bytes | None] = [None] * len(items)
         indices: Iterator[int] = iter(range(len(items)))
+        slice_started = [time.monotonic()]
+        total = [0]
 
         async def worker() -> None:
             for i in indices:  # shared iterator: each worker takes the next unclaimed entry
-                replies[i] = await self._one(items[i], ctx)
+                reply = await self._one(items[i], ctx)
+                if reply is not None:
+                    total[0] += len(reply)
+                    if total[0] > MAX_REPLY_BYTES:
+                        reply = _reply_too_large(items[i], total[0])
+                        total[0] += len(reply)
+                replies[i] = reply
+                now = time.monotonic()
+                if now - slice_started[0] >= BATCH_SLICE_SECONDS:
+                    await asyncio.sleep(0)  # let the rest of the daemon run between slices
+                    slice_started[0] = time.monotonic()
 
         workers = min(len(items), self._batch_concurrency)
         if workers == 1:
@@ -240,6 +268,15 @@ class Dispatcher:
                 except Exception:
                     logger.exception("result of RPC method %s could not be encoded", req.method)
                     error = InternalError("internal error: the result could not be encoded", method=req.method)
+                else:
+                    if len(reply) > MAX_REPLY_BYTES:
+                        error = MessageTooLarge(
+                            f"the result of {req.method} is {len(reply)} bytes, over the {MAX_REPLY_BYTES}-byte "
+                            "reply limit; ask for less",
+                            size=len(reply),
+                            limit=MAX_REPLY_BYTES,
+                        )
+                        reply = None
             if error is not None:
                 reply = encode_error(error, req.id)
         await self._report(req.method, params, ctx, CallOutcome(error))

@@ -10,6 +10,12 @@ and it runs the same on uvloop. What it guarantees, and how:
   order). A connection may have at most ``max_in_flight`` requests running; beyond that we stop reading from
   it (backpressure on the sender, not on the dispatcher). Writes never wait: a client that doesn't read piles
   up unsent bytes in its own transport buffer, and once that passes ``max_outbound`` it is dropped.
+* **Memory is bounded across connections, and returned.** Besides each connection's own bounds, the input
+  all connections hold (``input_budget``) and the output they have not read (``output_budget``) are
+  budgeted together; past a budget the connection holding the most is told ``OVERLOADED`` and dropped, so
+  the heaviest, slowest clients go first. A closed connection releases its buffers at once and holds no
+  reference cycle (transport and context references are cut), so its memory is freed by reference counting,
+  not at some later garbage collection.
 * **Bad input costs one reply.** Malformed JSON and invalid envelopes are answered by the protocol layer and
   the connection carries on; framing failures (oversize message, unknown framing) are answered, then the
   connection is half-closed and dropped, since the byte stream can't be resynchronised.
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -32,7 +39,7 @@ from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any, cast
 
-from actantd.errors import ActantError, DaemonBusy, InternalError, PermissionDenied
+from actantd.errors import ActantError, DaemonBusy, InternalError, Overloaded, PermissionDenied
 from actantd.limits import MAX_OUTBOUND_BYTES, SOCKET_PATH_MAX
 from actantd.rpc.framing import DEFAULT_MAX_MESSAGE, FrameDecoder, FrameError, Framing
 from actantd.rpc.protocol import CallContext, Dispatcher, encode_error, encode_notification
@@ -41,6 +48,13 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_IN_FLIGHT = 128
 DEFAULT_MAX_OUTBOUND = MAX_OUTBOUND_BYTES
+DEFAULT_INPUT_BUDGET = 64 * 1024 * 1024
+"""All connections together may hold this many bytes of input (partial messages, queued and running
+requests' payloads). Past it the connection holding the most is dropped: 100 clients each sending an almost
+complete 8 MiB message must not take the daemon to 800 MiB."""
+DEFAULT_OUTPUT_BUDGET = 64 * 1024 * 1024
+"""All connections together may hold this many unsent bytes; past it the connection with the largest backlog
+(the slowest reader: subscribers that never read) is dropped first."""
 CLOSE_GRACE_SECONDS = 2.0
 """After a fatal error reply we half-close and keep discarding input for this long, so a client still busy
 sending its oversize message gets to read the error instead of a reset; then the connection is aborted."""
@@ -66,11 +80,12 @@ def _is_shared_dir(directory: Path) -> bool:
 
 
 def prepare_socket_dir(directory: Path) -> None:
-    """Create the socket's directory 0700, or tighten an existing one we own.
+    """Create the socket's directory 0700; never change the mode of a directory we did not create.
 
-    ``mkdir``'s mode is filtered through the umask, hence the explicit chmod. An existing directory that is
-    sticky (``/tmp``), shared (home, ``/run``...) or owned by someone else is left alone with a warning: the
-    socket's own 0600 mode and the peer-uid check still protect it.
+    ``mkdir``'s mode is filtered through the umask, hence the explicit chmod of the directory we just made.
+    An existing directory is someone's choice (a shared runtime dir, a project folder, ``/tmp``): it is left
+    exactly as it is, with a warning when others can reach into it; the socket's own 0600 mode and the
+    peer-uid checks on both ends still protect the connection.
     """
     try:
         directory.mkdir(mode=0o700, parents=True)
@@ -78,12 +93,10 @@ def prepare_socket_dir(directory: Path) -> None:
         st = os.stat(directory)
         if not stat.S_ISDIR(st.st_mode):
             raise NotADirectoryError(f"socket directory {directory} is not a directory") from None
-        if st.st_mode & 0o077 == 0:
-            return
-        if st.st_uid == os.getuid() and not st.st_mode & stat.S_ISVTX and not _is_shared_dir(directory):
-            os.chmod(directory, 0o700)
-        else:
-            logger.warning("socket directory %s has mode %o; leaving it as is", directory, st.st_mode & 0o7777)
+        if st.st_mode & 0o077 and not _is_shared_dir(directory):
+            logger.warning(
+                "socket directory %s has mode %o (not created by actantd; left as is)", directory, st.st_mode & 0o7777
+            )
         return
     os.chmod(directory, 0o700)
 
@@ -114,7 +127,17 @@ def _clear_stale(path: Path) -> None:
     raise DaemonBusy(f"another actantd is listening on {path}", path=str(path))
 
 
-def bind_unix_socket(path: Path, backlog: int = socket.SOMAXCONN) -> socket.socket:
+def listen_backlog() -> int:
+    """The system's maximum accept backlog (``net.core.somaxconn``): a burst of clients (a script starting
+    50 agents in parallel) queues instead of being refused. asyncio would otherwise listen again with 100."""
+    try:
+        with open("/proc/sys/net/core/somaxconn") as f:
+            return max(socket.SOMAXCONN, int(f.read().strip()))
+    except (OSError, ValueError):
+        return socket.SOMAXCONN
+
+
+def bind_unix_socket(path: Path, backlog: int | None = None) -> socket.socket:
     """A listening, non-blocking AF_UNIX socket at ``path`` that is 0600 from the moment it exists."""
     if len(os.fsencode(path)) > SOCKET_PATH_MAX:
         raise ValueError(f"socket path is longer than {SOCKET_PATH_MAX} bytes: {path}")
@@ -130,7 +153,7 @@ def bind_unix_socket(path: Path, backlog: int = socket.SOMAXCONN) -> socket.sock
         # A default ACL on the directory overrides the umask; this closes that gap before anyone can connect
         # (connecting to a bound socket that isn't listening yet is refused).
         os.chmod(path, 0o600)
-        sock.listen(backlog)
+        sock.listen(backlog if backlog is not None else listen_backlog())
         sock.setblocking(False)
     except BaseException:
         sock.close()
@@ -209,6 +232,9 @@ class Connection(asyncio.Protocol):
         self._closed = False  # the transport is gone
         self._close_callbacks: list[Callable[[], None]] = []
         self._abort_timer: asyncio.TimerHandle | None = None
+        self._queued_bytes = 0  # payloads in _pending
+        self._running_bytes = 0  # payloads of requests in flight
+        self._counted_input = 0  # what this connection adds to the server's input total
         self.peer_pid: int | None = None
         self.peer_uid: int | None = None
         self.peer_gid: int | None = None
@@ -244,15 +270,26 @@ class Connection(asyncio.Protocol):
     def close(self) -> None:
         """Stop taking requests and close after unsent replies are flushed."""
         self._closing = True
-        self._pending.clear()
+        self._clear_pending()
         if self._transport is not None:
             self._transport.close()
 
     def abort(self) -> None:
         self._closing = True
-        self._pending.clear()
+        self._clear_pending()
         if self._transport is not None:
             self._transport.abort()
+
+    @property
+    def input_bytes(self) -> int:
+        """Input this connection holds: its partial message, queued requests, running requests' payloads."""
+        return self._decoder.buffered + self._queued_bytes + self._running_bytes
+
+    @property
+    def output_bytes(self) -> int:
+        """Bytes written to the transport that the client has not read yet."""
+        transport = self._transport
+        return transport.get_write_buffer_size() if transport is not None and not self._closed else 0
 
     # -- asyncio.Protocol
 
@@ -273,9 +310,13 @@ class Connection(asyncio.Protocol):
         for frame in self._decoder.feed(data):
             if isinstance(frame, FrameError):
                 self._fail(frame.error)
+                self._account_input()
                 return
             self._pending.append(frame)
+            self._queued_bytes += len(frame)
         self._pump()
+        self._account_input()
+        self._server._enforce_input_budget()
 
     def eof_received(self) -> bool | None:
         # The client finished sending; keep the write side open until replies to what it sent are out.
@@ -287,13 +328,20 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         self._closed = True
-        self._pending.clear()
+        self._clear_pending()
+        self._decoder.release()
+        self._account_input()
         if self._abort_timer is not None:
             self._abort_timer.cancel()
+            self._abort_timer = None
         self._server._forget(self)
         callbacks, self._close_callbacks = self._close_callbacks, []
         for cb in callbacks:
             self._run_callback(cb)
+        # Cut the cycles (transport <-> protocol, self -> context -> self) so the memory goes back now, by
+        # reference counting, not whenever the cyclic collector next runs.
+        self._transport = None
+        self._ctx = CallContext(peer_pid=self.peer_pid, peer_uid=self.peer_uid, peer_gid=self.peer_gid)
 
     # -- internals
 
@@ -303,9 +351,19 @@ class Connection(asyncio.Protocol):
         except Exception:
             logger.exception("connection close callback failed")
 
+    def _clear_pending(self) -> None:
+        self._pending.clear()
+        self._queued_bytes = 0
+
+    def _account_input(self) -> None:
+        now = self.input_bytes if not self._closed else 0
+        self._server._input_total += now - self._counted_input
+        self._counted_input = now
+
     def _drain(self) -> None:
         self._draining = True
-        self._pending.clear()
+        self._clear_pending()
+        self._account_input()
         self._set_reading(False)
 
     def _pump(self) -> None:
@@ -314,10 +372,12 @@ class Connection(asyncio.Protocol):
         limit = self._server.max_in_flight
         while self._pending and self._in_flight < limit:
             payload = self._pending.popleft()
+            self._queued_bytes -= len(payload)
+            self._running_bytes += len(payload)
             self._in_flight += 1
             task = asyncio.get_running_loop().create_task(self._serve(payload))
             self._server._track(task)
-            task.add_done_callback(self._request_done)
+            task.add_done_callback(functools.partial(self._request_done, size=len(payload)))
         self._set_reading(not self._pending and self._in_flight < limit)
 
     def _set_reading(self, on: bool) -> None:
@@ -340,8 +400,10 @@ class Connection(asyncio.Protocol):
         if reply is not None:
             self._send(reply)
 
-    def _request_done(self, task: asyncio.Task[None]) -> None:
+    def _request_done(self, task: asyncio.Task[None], *, size: int = 0) -> None:
         self._in_flight -= 1
+        self._running_bytes -= size
+        self._account_input()
         if not task.cancelled() and (exc := task.exception()) is not None:
             logger.error("RPC request task failed", exc_info=exc)
         if self._closing:
@@ -365,8 +427,21 @@ class Connection(asyncio.Protocol):
             )
             self.abort()
             return False
+        if backlog and not self._server._make_output_room(self, len(data)):
+            return False
         transport.write(data)
+        if transport.get_write_buffer_size():
+            self._server._backlogged.add(self)
         return True
+
+    def _shed(self, error: ActantError) -> None:
+        """Drop this connection to free the memory it holds: its input at once, one error reply, then close."""
+        self._clear_pending()
+        self._decoder.release()
+        self._account_input()
+        self._fail(error)
+        if not self._closed and self._transport is not None:
+            self._transport.close()
 
     def _fail(self, error: ActantError) -> None:
         """Answer a fatal error (id null), half-close, discard input for a grace period, then drop."""
@@ -375,7 +450,7 @@ class Connection(asyncio.Protocol):
             return
         transport.write(self._decoder.encode(encode_error(error)))
         self._closing = True
-        self._pending.clear()
+        self._clear_pending()
         if not transport.can_write_eof():
             transport.close()
             return
@@ -399,6 +474,8 @@ class RpcServer:
         max_message: int = DEFAULT_MAX_MESSAGE,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         max_outbound: int = DEFAULT_MAX_OUTBOUND,
+        input_budget: int = DEFAULT_INPUT_BUDGET,
+        output_budget: int = DEFAULT_OUTPUT_BUDGET,
     ) -> None:
         if path is None and inherited_sock is None:
             raise ValueError("RpcServer needs a socket path or an inherited socket")
@@ -410,10 +487,16 @@ class RpcServer:
         self._path = Path(path) if path is not None else None
         self._inherited = inherited_sock
         self._server: asyncio.AbstractServer | None = None
+        self._sock: socket.socket | None = None  # bound and listening, not yet served
         self._created: tuple[int, int] | None = None  # (st_dev, st_ino) of the socket file we bound
         self._connections: set[Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
+        self.input_budget = input_budget
+        self.output_budget = output_budget
+        self._input_total = 0
+        self._backlogged: set[Connection] = set()
+        """Connections that had unsent output at their last write: where the output budget is spent."""
 
     @property
     def path(self) -> Path | None:
@@ -426,19 +509,29 @@ class RpcServer:
     def connections(self) -> frozenset[Connection]:
         return frozenset(self._connections)
 
+    def bind(self) -> None:
+        """Claim the socket (bind and listen) without accepting yet; raises DaemonBusy if another daemon
+        listens there. Clients that connect now wait in the backlog until :meth:`start`, so the daemon can
+        bind first and recover its instances after: a daemon that loses the race never touches its home."""
+        if self._sock is not None or self._server is not None:
+            return
+        if self._inherited is not None:
+            self._sock = self._inherited
+            return
+        assert self._path is not None
+        self._sock = bind_unix_socket(self._path)
+        st = os.stat(self._path)
+        self._created = (st.st_dev, st.st_ino)
+
     async def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("RpcServer already started")
         loop = asyncio.get_running_loop()
-        if self._inherited is not None:
-            sock = self._inherited
-        else:
-            assert self._path is not None
-            sock = bind_unix_socket(self._path)
-            st = os.stat(self._path)
-            self._created = (st.st_dev, st.st_ino)
+        self.bind()
+        sock, self._sock = self._sock, None
+        assert sock is not None
         try:
-            self._server = await loop.create_unix_server(lambda: Connection(self), sock=sock)
+            self._server = await loop.create_unix_server(lambda: Connection(self), sock=sock, backlog=listen_backlog())
         except BaseException:
             sock.close()
             self._unlink_own()
@@ -451,6 +544,10 @@ class RpcServer:
         Requests still running at the deadline are cancelled, connections that won't flush are aborted.
         """
         if self._server is None:
+            if self._sock is not None:  # bound, never served
+                sock, self._sock = self._sock, None
+                sock.close()
+                self._unlink_own()
             return
         server, self._server = self._server, None
         server.close()
@@ -493,5 +590,52 @@ class RpcServer:
 
     def _forget(self, conn: Connection) -> None:
         self._connections.discard(conn)
+        self._backlogged.discard(conn)
         if not self._connections:
             self._idle.set()
+
+    @property
+    def input_total(self) -> int:
+        """Input bytes held across all connections (what ``input_budget`` bounds)."""
+        return self._input_total
+
+    def output_total(self) -> int:
+        """Unsent bytes across all connections (what ``output_budget`` bounds)."""
+        return sum(conn.output_bytes for conn in self._backlogged)
+
+    def _enforce_input_budget(self) -> None:
+        """Drop the connections holding the most input until the total is within the budget."""
+        while self._input_total > self.input_budget:
+            victim = max(self._connections, key=lambda c: c.input_bytes, default=None)
+            if victim is None or victim.input_bytes == 0:
+                return
+            logger.warning(
+                "dropping client pid=%s uid=%s: it holds %d bytes of input, the daemon's input budget (%d) is spent",
+                victim.peer_pid,
+                victim.peer_uid,
+                victim.input_bytes,
+                self.input_budget,
+            )
+            victim._shed(Overloaded("the daemon is overloaded: too much unprocessed input; try again"))
+
+    def _make_output_room(self, sender: Connection, size: int) -> bool:
+        """Keep unsent output of all connections within the budget, dropping the largest backlogs first.
+        False when ``sender`` itself was dropped."""
+        for conn in [c for c in self._backlogged if not c.output_bytes]:
+            self._backlogged.discard(conn)
+        total = self.output_total()
+        while total + size > self.output_budget and self._backlogged:
+            victim = max(self._backlogged, key=lambda c: c.output_bytes)
+            total -= victim.output_bytes
+            self._backlogged.discard(victim)
+            logger.warning(
+                "dropping client pid=%s uid=%s: %d bytes unsent, the daemon's output budget (%d) is spent",
+                victim.peer_pid,
+                victim.peer_uid,
+                victim.output_bytes,
+                self.output_budget,
+            )
+            victim.abort()
+            if victim is sender:
+                return False
+        return True

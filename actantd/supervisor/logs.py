@@ -11,6 +11,27 @@ exactly that prefix with ``fallocate(FALLOC_FL_COLLAPSE_RANGE)``, which the kern
 writer's appends, so nothing is lost and nothing is duplicated (the live file keeps the unaligned tail, under
 one block). Elsewhere (tmpfs, btrfs...) we fall back to copy-to-EOF-then-truncate, with its tiny loss window.
 
+**What bounds the disk, for any writer.** Two rules, each holding by construction rather than by timing:
+
+- a backup never holds more than ``max_bytes`` (``2 * max_bytes`` on filesystems without
+  ``FALLOC_FL_COLLAPSE_RANGE``, such as tmpfs): a collapse moves at most ``max_bytes`` per rotation and
+  leaves the rest for the next; a writer that outran rotation by twice the limit loses its *oldest* excess
+  (logged) rather than a backup growing with it;
+- the live file is watched, not polled: :class:`LogGuard` keeps a descriptor on every active agent's log
+  files and an inotify watch on each, so a rotation starts within milliseconds of the file passing
+  ``max_bytes`` (one ``fstat`` per event, coalesced by the kernel), with a once-a-second ``fstat`` sweep as a
+  fallback for filesystems without inotify. The live file's overshoot is then what the writer manages to
+  write during one rotation (copying ``max_bytes``), not during a polling interval.
+
+Why not the alternatives: a pipe through the daemon would bound the file exactly, but an agent must keep
+logging while the daemon is down or restarting (its output would block or die with the pipe);
+``RLIMIT_FSIZE`` would also cap every file the agent writes in its workspace. Measured figures are in
+``tests/supervisor/test_log_bounds.py``.
+
+**A log deleted under a writer** (``rm -r logs/<agent>`` while it runs) would grow an invisible unlinked
+inode forever. The guard's descriptor still reaches that inode: once its link count is zero the guard
+truncates it to zero whenever it grows, so the space is returned, and warns once.
+
 Rotation order, which :func:`follow` relies on: copy to a hidden temp file, cut the live file, shift
 ``.1``→``.2``…, rename the temp file to ``.1``. So once a follower sees a new ``.1``, the cut has happened,
 and the bytes it had not read yet are at its old offset in ``.1`` (then, after a collapse, in the live file
@@ -23,16 +44,29 @@ import asyncio
 import contextlib
 import ctypes
 import errno
+import logging
 import os
-from collections.abc import AsyncIterator
+import select
+import struct
+import threading
+import time
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from actantd.limits import LOG_BACKUPS as DEFAULT_BACKUPS
 from actantd.limits import LOG_MAX_BYTES as DEFAULT_MAX_BYTES
 
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
 MAX_LINE = 64 * 1024
 """Longest line kept whole; longer runs without a newline are cut into pieces of this size (bounded memory)."""
+
+MAX_TAIL_LINES = 10_000
+MAX_TAIL_BYTES = 3 * MiB
+"""A tail is a screenful or a few thousand lines; past these bounds it is cut (oldest lines first), so
+``agent logs --lines 999999999`` costs a bounded read and a bounded reply."""
 
 FOLLOW_INTERVAL = 0.1
 """Seconds between polls in :func:`follow`: copy-truncate gives no event to wait for, and inotify would need
@@ -127,20 +161,69 @@ def _aligned_prefix(size: int, block: int) -> int:
     return ((size - 1) // block) * block if size > 0 else 0
 
 
-def _cut(fd: int, dst: int | None, size: int, block: int, lossless: bool) -> None:
-    """Copy the live file into ``dst`` (if any) and remove what was copied from it (module docstring)."""
-    prefix = _aligned_prefix(size, block) if lossless else 0
+def _copy_to(src: int, dst: int, start: int, limit: int) -> int:
+    """Copy ``src[start:start + limit]`` to the start of ``dst``; returns bytes copied."""
+    copied = 0
+    while copied < limit:
+        chunk = os.pread(src, min(limit - copied, 1 << 20), start + copied)
+        if not chunk:
+            break
+        view = memoryview(chunk)
+        while view:
+            n = os.pwrite(dst, view, copied)
+            view = view[n:]
+            copied += n
+    return copied
+
+
+def _cut(fd: int, dst: int | None, size: int, block: int, lossless: bool, cap: int | None = None) -> tuple[int, bool]:
+    """Move the start of the live file into ``dst`` (if any); returns how many bytes were dropped, and
+    whether the cap left more than a rotation's worth in the live file (rotate again).
+
+    At most ``cap`` bytes go into ``dst``, so a backup is never larger than ``cap`` by construction:
+
+    - with a collapse, exactly the first ``P`` bytes move (``P`` the largest block multiple within both the
+      file and ``cap``); whatever lies beyond stays in the live file for the next rotation, so nothing is
+      lost even when a fast writer took the file far past the cap;
+    - with the plain truncate (filesystems without collapse), the whole file is copied while it is within
+      ``2 * cap`` (so the backup may hold up to twice the cap there), else only its newest ``cap`` bytes
+      (from a line start): the older excess is dropped and counted.
+    """
+    if cap is not None and size > 2 * cap:
+        # The writer is outrunning rotation and its oldest bytes are lost either way; a collapse would first
+        # write back every dirty page of the file (slow, while the file keeps growing), a truncate is instant.
+        lossless = False
+    whole = _aligned_prefix(size, block) if lossless else 0
+    prefix = min(whole, (cap // block) * block) if cap is not None and block > 0 else whole
     if prefix > 0:
         copied = _copy_range(fd, dst, 0, prefix) if dst is not None else prefix
         if copied == prefix and _collapse_prefix(fd, prefix):
-            return
-    else:
-        copied = 0
+            return 0, prefix < whole
+        if dst is not None:
+            os.ftruncate(dst, 0)
+    dropped = 0
     if dst is not None:
-        # Copy to EOF as it is *now* (the writer keeps going); the limit only stops a runaway writer from
-        # keeping us copying forever. Truncate at once: what lands in between is the classic loss.
-        _copy_range(fd, dst, copied, size - copied + max(size, _READ_CHUNK))
+        if cap is not None and size > 2 * cap:
+            skip = _line_start(fd, size - cap, size)
+            dropped = skip
+            _copy_to(fd, dst, skip, min(cap, size - skip))
+        else:
+            # Copy to EOF as it is *now* (the writer keeps going); the limit only stops a runaway writer from
+            # keeping us copying forever. Truncate at once: what lands in between is the classic loss.
+            # Without a collapse the overshoot cannot stay behind, so this backup may hold up to 2 * cap.
+            bound = size + max(size, _READ_CHUNK)
+            _copy_range(fd, dst, 0, bound if cap is None else min(bound, 2 * cap))
     os.ftruncate(fd, 0)
+    return dropped, False
+
+
+def _line_start(fd: int, offset: int, size: int) -> int:
+    """The first line start at or after ``offset`` (within one ``MAX_LINE``), else ``offset`` itself."""
+    if offset <= 0:
+        return 0
+    window = os.pread(fd, min(MAX_LINE, size - offset + 1), offset - 1)
+    idx = window.find(b"\n")
+    return offset + idx if idx >= 0 else offset
 
 
 def rotate_if_needed(
@@ -149,30 +232,54 @@ def rotate_if_needed(
     backups: int = DEFAULT_BACKUPS,
     *,
     lossless: bool = True,
+    backup_max: int | None = -1,
 ) -> bool:
     """Copy-truncate ``path`` once it holds ``max_bytes`` or more; keep ``backups`` old copies (.1 newest).
 
     Returns whether it rotated. A missing file is not an error (the agent has not written yet).
     ``lossless=False`` forces the plain truncate even where a collapse would work (tests of the fallback).
+    Each backup holds at most ``backup_max`` bytes (default ``max_bytes``; None: no cap, "rotate whatever is
+    there now"), see :func:`_cut`; when the cap leaves a full rotation's worth in the live file, it rotates
+    again, at most once per backup (older output then rolls off the end, as it would have anyway).
     """
     path = Path(path)
+    cap = max_bytes if backup_max == -1 else backup_max
+    rotated = False
+    for _ in range(max(1, backups + 1)):
+        result = _rotate_once(path, max_bytes, backups, lossless, cap)
+        rotated = rotated or result is not None
+        if not result:
+            break
+    return rotated
+
+
+def _rotate_once(path: Path, max_bytes: int, backups: int, lossless: bool, cap: int | None) -> bool | None:
+    """None: nothing to rotate; else whether the live file still holds more than a rotation's worth."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
-        return False
+        return None
     tmp = path.with_name(f".{path.name}.rotating")
+    again = False
     try:
         st = os.fstat(fd)
         if st.st_size < max_bytes:
-            return False
+            return None
         if backups <= 0:
             _cut(fd, None, st.st_size, st.st_blksize, lossless)
-            return True
+            return False
         dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, st.st_mode & 0o777)
         try:
-            _cut(fd, dst, st.st_size, st.st_blksize, lossless)
+            dropped, again = _cut(fd, dst, st.st_size, st.st_blksize, lossless, cap=cap)
         finally:
             os.close(dst)
+        if dropped:
+            log.warning(
+                "%s: the writer outran rotation; dropped its oldest %d bytes to keep each backup within %d",
+                path,
+                dropped,
+                cap,
+            )
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -183,7 +290,7 @@ def rotate_if_needed(
         with contextlib.suppress(FileNotFoundError):
             os.replace(backup_path(path, n), backup_path(path, n + 1))
     os.replace(tmp, backup_path(path, 1))
-    return True
+    return again
 
 
 def lossless_rotation_supported(directory: str | os.PathLike[str]) -> bool:
@@ -206,7 +313,8 @@ def _tail_fd(fd: int, end: int, n: int, max_line: int) -> list[bytes]:
     """
     if n <= 0 or end <= 0:
         return []
-    budget = (n + 1) * max_line
+    n = min(n, MAX_TAIL_LINES)
+    budget = min((n + 1) * max_line, MAX_TAIL_BYTES)
     pos = end
     blocks: list[bytes] = []
     newlines = 0
@@ -245,8 +353,9 @@ def _decode(lines: list[bytes]) -> list[str]:
 def tail_lines(path: str | os.PathLike[str], n: int, *, max_line: int = MAX_LINE) -> list[str]:
     """The last ``n`` lines of a log, reaching into ``.1`` when the current file (just rotated) has fewer."""
     path = Path(path)
+    n = min(n, MAX_TAIL_LINES)
     lines = _tail_path(path, n, max_line)
-    if len(lines) < n:
+    if len(lines) < n and sum(map(len, lines)) < MAX_TAIL_BYTES:
         lines = _tail_path(backup_path(path, 1), n - len(lines), max_line) + lines
     return _decode(lines)
 
@@ -467,3 +576,222 @@ async def follow(
                 await asyncio.wait_for(stop.wait(), interval)
     finally:
         follower.close()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Watching active agents' logs
+
+
+IN_MODIFY = 0x00000002
+_INOTIFY_EVENT = struct.Struct("iIII")
+GUARD_SWEEP_SECONDS = 1.0
+"""Fallback sweep interval: one ``fstat`` per watched file per second, off the event loop."""
+
+_inotify_init1 = _libc.inotify_init1
+_inotify_init1.argtypes = [ctypes.c_int]
+_inotify_add_watch = _libc.inotify_add_watch
+_inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+_inotify_rm_watch = _libc.inotify_rm_watch
+_inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
+
+
+@dataclass(slots=True)
+class _Watched:
+    path: Path
+    fd: int
+    wd: int
+    deleted_warned: bool = False
+
+
+class LogGuard:
+    """Keeps every active agent's log within bounds, from a thread of its own (see the module docstring).
+
+    The event loop only calls :meth:`sync` with the set of log paths that should be guarded (cost: the
+    difference with the previous set); all ``fstat``, rotation and truncation happen in the guard's thread,
+    on inotify events and in a bounded once-a-second sweep, so the loop never does per-file work per tick.
+    """
+
+    def __init__(
+        self,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        backups: int = DEFAULT_BACKUPS,
+        *,
+        sweep_seconds: float = GUARD_SWEEP_SECONDS,
+    ) -> None:
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self.sweep_seconds = sweep_seconds
+        self.rotations = 0
+        self.truncated_deleted = 0
+        self._lock = threading.Lock()  # the guard thread's state; held through a rotation
+        self._wanted_lock = threading.Lock()  # only the wanted set: never held for long
+        self._wanted: frozenset[Path] = frozenset()
+        self._applied = threading.Condition(threading.Lock())
+        self._applied_wanted: frozenset[Path] | None = None
+        self._by_path: dict[Path, _Watched] = {}
+        self._by_wd: dict[int, _Watched] = {}
+        self._inotify = _inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="log-guard", daemon=True)
+        self._thread.start()
+
+    def sync(self, paths: Iterable[Path]) -> None:
+        """Guard exactly ``paths`` from now on (files that do not exist yet are tried again on later rounds).
+
+        Only swaps a set and wakes the guard thread: opening, checking and rotating happen there, so a
+        rotation in progress never makes the caller (the event loop) wait.
+        """
+        wanted = frozenset(paths)
+        with self._wanted_lock:
+            changed = wanted != self._wanted
+            self._wanted = wanted
+        if changed:
+            self._wake()
+
+    @property
+    def guarded(self) -> frozenset[Path]:
+        with self._lock:
+            return frozenset(self._by_path)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until the guard thread has applied the latest :meth:`sync` (tests)."""
+        deadline = time.monotonic() + timeout
+        with self._applied:
+            while self._applied_wanted is not self._wanted:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._applied.wait(remaining)
+        return True
+
+    def close(self) -> None:
+        self._stop = True
+        self._wake()
+        self._thread.join()
+        with self._lock:
+            for watched in list(self._by_path.values()):
+                self._drop(watched)
+        for fd in (self._inotify, self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    def _apply_wanted(self) -> None:
+        with self._wanted_lock:
+            wanted = self._wanted
+        for path in [p for p in self._by_path if p not in wanted]:
+            self._drop(self._by_path[path])
+        for path in wanted:
+            if path not in self._by_path:
+                self._add(path)
+        with self._applied:
+            self._applied_wanted = wanted
+            self._applied.notify_all()
+
+    # -- internals (called with _lock held)
+
+    def _add(self, path: Path) -> None:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            return
+        wd = -1
+        if self._inotify >= 0:
+            wd = _inotify_add_watch(self._inotify, f"/proc/self/fd/{fd}".encode(), IN_MODIFY)
+        watched = _Watched(path, fd, wd)
+        self._by_path[path] = watched
+        if wd >= 0:
+            self._by_wd[wd] = watched
+        self._check(watched)
+
+    def _drop(self, watched: _Watched) -> None:
+        self._by_path.pop(watched.path, None)
+        if watched.wd >= 0:
+            self._by_wd.pop(watched.wd, None)
+            _inotify_rm_watch(self._inotify, watched.wd)
+        with contextlib.suppress(OSError):
+            os.close(watched.fd)
+
+    def _check(self, watched: _Watched) -> None:
+        """One ``fstat``; rotate or, for a deleted file, truncate."""
+        try:
+            st = os.fstat(watched.fd)
+            if st.st_nlink == 0:
+                if st.st_size > 0:
+                    os.ftruncate(watched.fd, 0)
+                    self.truncated_deleted += 1
+                    if not watched.deleted_warned:
+                        watched.deleted_warned = True
+                        log.warning(
+                            "%s was deleted while its agent writes to it; discarding that output (restart the "
+                            "agent to log again)",
+                            watched.path,
+                        )
+                return
+            if st.st_size < self.max_bytes:
+                return
+            current = os.stat(watched.path)
+            if (current.st_dev, current.st_ino) != (st.st_dev, st.st_ino):
+                return  # the path names another file now: the sweep moves the guard to it
+            if rotate_if_needed(watched.path, self.max_bytes, self.backups):
+                self.rotations += 1
+        except OSError as exc:
+            log.debug("log guard: %s: %s", watched.path, exc)
+
+    def _run(self) -> None:
+        poller = select.poll()
+        if self._inotify >= 0:
+            poller.register(self._inotify, select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
+        while not self._stop:
+            ready = poller.poll(self.sweep_seconds * 1000)
+            try:
+                with self._lock:
+                    woken = any(fd == self._wake_r for fd, _ in ready)
+                    if woken:
+                        with contextlib.suppress(OSError):
+                            os.read(self._wake_r, 4096)
+                    if woken or not ready:  # a new set, or the sweep (which also retries files not there yet)
+                        self._apply_wanted()
+                    if not ready:  # the fallback sweep: one fstat per file per interval
+                        for watched in list(self._by_path.values()):
+                            self._reopen_if_replaced(watched)
+                            self._check(watched)
+                        continue
+                    for wd in self._read_events():
+                        hit = self._by_wd.get(wd)
+                        if hit is not None:
+                            self._check(hit)
+            except Exception:  # the guard must outlive any one bad file
+                log.exception("log guard round failed")
+
+    def _read_events(self) -> set[int]:
+        wds: set[int] = set()
+        while True:
+            try:
+                data = os.read(self._inotify, 64 * 1024)
+            except BlockingIOError:
+                return wds
+            except OSError:
+                return wds
+            pos = 0
+            while pos + _INOTIFY_EVENT.size <= len(data):
+                wd, _mask, _cookie, length = _INOTIFY_EVENT.unpack_from(data, pos)
+                wds.add(wd)
+                pos += _INOTIFY_EVENT.size + length
+
+    def _reopen_if_replaced(self, watched: _Watched) -> None:
+        """The path names a new file (the agent was restarted into a fresh log): guard that one instead."""
+        try:
+            current = os.stat(watched.path)
+            st = os.fstat(watched.fd)
+        except OSError:
+            return
+        if (current.st_dev, current.st_ino) != (st.st_dev, st.st_ino):
+            path = watched.path
+            self._drop(watched)
+            self._add(path)

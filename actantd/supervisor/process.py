@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import logging
 import os
@@ -159,7 +160,10 @@ class AgentProcess:
         except Exception as exc:
             launch = exc if isinstance(exc, AgentLaunch) else AgentLaunch(f"{name}: could not start: {exc}", agent=name)
             launch.context.setdefault("agent", name)
-            await owner.transition(record, S.FAILED, launch.message, pid=None, pid_create_time=None)
+            if is_transient_spawn_error(exc) and await self._retry_transient(record, launch.message):
+                launch.context["retrying"] = True
+            else:
+                await owner.transition(record, S.FAILED, launch.message, pid=None, pid_create_time=None)
             if launch is exc:
                 raise
             raise launch from exc
@@ -234,6 +238,26 @@ class AgentProcess:
             if isinstance(configured, int | float):
                 return float(configured)
         return min(template.restart.min_uptime_seconds, START_GRACE_MAX)
+
+    async def _retry_transient(self, record: InstanceRecord, message: str) -> bool:
+        """A resource shortage (EMFILE, EAGAIN...) is no verdict on the agent: count it like a crash and wait
+        out the backoff (hardening #10, class 4). False when the policy gives up (then the caller records
+        Failed). Caller holds the lock; ``record`` is Starting."""
+        owner = self._owner
+        if owner.shutting_down:
+            return False
+        if self.tracker is None:
+            self.reset_tracker(record)
+        assert self.tracker is not None
+        decision = self.tracker.on_exit(code=None, signal=None, uptime=0.0, requested=False)
+        if not decision.restart:
+            return False
+        await owner.transition(
+            record, S.RESTARTING, f"{message} (a passing shortage; retrying in {decision.delay_seconds:.2f}s)",
+            pid=None, pid_create_time=None,
+        )  # fmt: skip
+        self.schedule_restart(decision.delay_seconds, S.RESTARTING)
+        return True
 
     async def wait_for_early_exit(self, record: InstanceRecord) -> None:
         """Wait briefly for an early exit so ``agent start`` reports it, with the last log lines.
@@ -387,6 +411,24 @@ class AgentProcess:
                 await self.launch(record, "restarted by policy", restart_count=record.restart_count + 1)
             except ActantError as exc:  # the launch recorded Failed where it could; say why in any case
                 owner.event("instance", name, event="restartFailed", reason=exc.message)
+                current = owner.current(name)
+                if current is not None and current.status is S.RESTARTING and self.restart_task is None:
+                    # Nothing could be recorded (the Starting write failed: full disk, deleted directory):
+                    # still pending, so try again after the backoff rather than never (class 3 / 4).
+                    await self._retry_pending(current, exc.message)
+
+    async def _retry_pending(self, record: InstanceRecord, message: str) -> None:
+        """Schedule another attempt for a Restarting instance whose launch failed before it began."""
+        owner = self._owner
+        if self.tracker is None:
+            self.reset_tracker(record)
+        assert self.tracker is not None
+        decision = self.tracker.on_exit(code=None, signal=None, uptime=0.0, requested=False)
+        if decision.restart and not owner.shutting_down:
+            self.schedule_restart(decision.delay_seconds, S.RESTARTING)
+        else:
+            with contextlib.suppress(ActantError):
+                await owner.transition(record, S.FAILED, f"{decision.reason} (last: {message})")
 
     def cancel_restart(self) -> None:
         if self.restart_task is not None:
@@ -519,6 +561,26 @@ async def _discard_spawn(spawning: asyncio.Future[spawn.Spawned], instance_id: s
     loop = asyncio.get_running_loop()
     exited = exits.watch_exit(loop, spawned.pid, is_child=True, popen=spawned.popen)
     await kill.terminate_tree(spawned.pid, instance_id=instance_id, timeout=LEFTOVER_TIMEOUT, exited=exited)
+
+
+TRANSIENT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM, errno.ENOBUFS})
+"""Spawn failures that say the machine is short of something right now (fds, processes, memory), not that the
+agent cannot run: they are retried through the backoff."""
+
+
+def is_transient_spawn_error(exc: BaseException) -> bool:
+    """Whether a spawn failure is a passing resource shortage (errno in :data:`TRANSIENT_ERRNOS`)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in TRANSIENT_ERRNOS:
+            return True
+        code = cur.context.get("errno") if isinstance(cur, ActantError) else None
+        if isinstance(code, int) and code in TRANSIENT_ERRNOS:
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 def _log_task_error(task: asyncio.Task[Any]) -> None:

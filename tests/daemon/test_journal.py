@@ -322,7 +322,8 @@ def test_redaction_is_recursive_case_insensitive_and_leaves_the_input_alone() ->
     out = redact(params)
     assert json.dumps(params) == snapshot  # the caller's params are not modified
     env = out["overrides"]["env"]
-    assert env == {"GITHUB_TOKEN": REDACTED, "OPENAI_API_KEY": REDACTED, "Api-Key": REDACTED, "PATH": "/usr/bin"}
+    # No env value is journaled, whatever its name (hardening #10, class 10).
+    assert env == {"GITHUB_TOKEN": REDACTED, "OPENAI_API_KEY": REDACTED, "Api-Key": REDACTED, "PATH": REDACTED}
     assert out["overrides"]["mcp"] == [{"headers": {"Authorization": REDACTED, "Accept": "json"}}]
     assert out["overrides"]["argv"] == ["--token=***", "API_KEY=***", "--verbose", "plain"]
     assert out["overrides"]["nested"] == {

@@ -412,18 +412,6 @@ async def test_socket_and_directory_modes(short_tmp: Path) -> None:
     assert not path.exists()
 
 
-async def test_loose_existing_directory_is_tightened(short_tmp: Path) -> None:
-    loose = short_tmp / "loose"
-    loose.mkdir()
-    os.chmod(loose, 0o755)
-    srv = RpcServer(make_dispatcher(), loose / "s.sock")
-    await srv.start()
-    try:
-        assert stat.S_IMODE(os.stat(loose).st_mode) == 0o700
-    finally:
-        await srv.close()
-
-
 async def test_stale_socket_file_is_replaced(short_tmp: Path) -> None:
     path = short_tmp / "s.sock"
     dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 import msgspec.inspect as mi
 
-from actantd.config.files import iter_config_files
+from actantd.config.files import UnreadableConfig, iter_config_files, read_config_bytes
 from actantd.config.issues import from_validation_error
 from actantd.config.migrations.steps import CURRENT_VERSION, is_newer, migrate_document
 from actantd.config.schema import FOLDER_TO_KIND, KIND_TYPES, Kind
@@ -124,8 +124,14 @@ def _survey(configs_dir: Path) -> tuple[list[FileChange], list[Skipped]]:
         if kind is None:
             continue  # not a config (the loader warns about it)
         try:
-            doc = msgspec.json.decode(path.read_bytes())
-        except (OSError, msgspec.DecodeError) as exc:
+            doc = msgspec.json.decode(read_config_bytes(path))  # regular files of bounded size only
+        except UnreadableConfig as exc:
+            skipped.append(Skipped(rel, str(exc)))
+            continue
+        except RecursionError:
+            skipped.append(Skipped(rel, "cannot read: JSON nested too deeply"))
+            continue
+        except (msgspec.DecodeError, ValueError) as exc:
             skipped.append(Skipped(rel, f"cannot read: {exc}"))
             continue
         if not isinstance(doc, dict):
@@ -201,7 +207,9 @@ def migrate(configs_dir: Path, dry_run: bool = False) -> MigrationReport:
     try:
         report.backup_dir = _backup(configs_dir, changes)
         for change in changes:
-            atomic_write(configs_dir / change.path, render(change.kind, change.after))
+            # Through a symlink to its target: a config kept elsewhere (a dotfiles repo) and linked into the
+            # folder stays a link, and the file it points to is the one migrated.
+            atomic_write(Path(os.path.realpath(configs_dir / change.path)), render(change.kind, change.after))
     except OSError as exc:
         raise MigrationError(
             f"migration stopped: {exc}",

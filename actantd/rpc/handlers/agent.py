@@ -174,7 +174,14 @@ async def start(svc: Services, p: StartP, ctx: CallContext) -> Any:
 
 @METHODS.method("agent.stop", params=StopP, mutating=True)
 async def stop(svc: Services, p: StopP, ctx: CallContext) -> Any:
-    return {"agent": results.agent(await svc.manager.stop(p.name, p.timeout_seconds))}
+    record = await svc.manager.stop(p.name, p.timeout_seconds)
+    return {"agent": results.agent(record), **_unwritten(svc, p.name)}
+
+
+def _unwritten(svc: Services, name: str) -> dict[str, Any]:
+    """``stateWriteError`` when the instance's record could not be written (kept in memory, retried)."""
+    why = svc.manager.unwritten.get(name)
+    return {"stateWriteError": why} if why is not None else {}
 
 
 @METHODS.method("agent.restart", params=RestartP, mutating=True)

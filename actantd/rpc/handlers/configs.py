@@ -52,7 +52,7 @@ async def template_validate(svc: Services, p: PathP, ctx: CallContext) -> Any:
 
 @METHODS.method("config.validate")
 async def config_validate(svc: Services, params: Any, ctx: CallContext) -> Any:
-    errors, warnings = svc.configs.validate_all()
+    errors, warnings = await asyncio.to_thread(svc.configs.validate_all)  # reads files: off the loop
     return {"valid": not errors, "errors": [str(e) for e in errors], "warnings": [str(w) for w in warnings]}
 
 

@@ -67,8 +67,8 @@ async def query(svc: Services, p: QueryP, ctx: CallContext) -> Any:
     if not 0 < p.limit <= QUERY_LIMIT_MAX:
         raise InvalidParams("limit must be between 1 and 10000", limit=p.limit)
     if p.since is not None:  # "what happened since X": the first N after it
-        events = svc.journal.query(agent=p.agent, types=p.types, since=p.since, limit=p.limit)
+        events = await svc.journal.aquery(agent=p.agent, types=p.types, since=p.since, limit=p.limit)
     else:  # "what happened lately": the last N, still in time order
-        events = svc.journal.query(agent=p.agent, types=p.types, limit=p.limit, order="desc")
+        events = await svc.journal.aquery(agent=p.agent, types=p.types, limit=p.limit, order="desc")
         events.reverse()
     return {"events": events}
