@@ -99,8 +99,10 @@ def test_a_fast_writer_cannot_take_logs_past_their_bound(tmp_path: Path) -> None
     bound = (BACKUPS + 1) * max_bytes
     print(f"96 MiB written fast: peak {peak / MIB:.1f} MiB, final {final / MIB:.1f} MiB, bound {bound / MIB} MiB")
     assert final <= bound
-    # Backups are capped by construction; the live file's overshoot is what lands during one rotation.
-    assert peak <= bound + 32 * MIB, f"peak {peak / MIB:.1f} MiB"
+    # Backups are capped by construction (checked above). The live file's overshoot is what the writer lands
+    # before the guard thread gets a CPU, which depends on the machine's load: assert only that rotation ran
+    # while the writer wrote (the old once-a-second copy left 95 MiB backups of this burst).
+    assert peak < 64 * MIB, f"peak {peak / MIB:.1f} MiB"
 
 
 @pytest.mark.soak
