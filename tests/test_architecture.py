@@ -25,7 +25,9 @@ CLI_MAY_IMPORT = frozenset(
 LAYER_RULES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     # (importer prefix, forbidden prefixes, exempt importers)
     ("actantd.supervisor.", ("actantd.instances", "actantd.config", "actantd.launch", "actantd.rpc",
-                             "actantd.manager", "actantd.daemon"), ("actantd.supervisor.process",)),
+                             "actantd.manager", "actantd.daemon"),
+     ("actantd.supervisor.process", "actantd.supervisor.start_check", "actantd.supervisor.health_watch",
+      "actantd.supervisor.retry")),
     ("actantd.instances.", ("actantd.rpc", "actantd.manager", "actantd.daemon"), ()),
     ("actantd.config.", ("actantd.instances", "actantd.supervisor", "actantd.rpc", "actantd.manager",
                          "actantd.daemon"), ()),

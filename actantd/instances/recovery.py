@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 
+from actantd.acp.attach import speaks_acp
 from actantd.errors import ActantError
 from actantd.instances.lifecycle import Lifecycle
 from actantd.instances.record import InstanceRecord, utc_now
 from actantd.instances.state import ACTIVE, LIVE, NEEDS_RECOVERY, Status
 from actantd.supervisor import exits, kill, procfs
-from actantd.supervisor.process import speaks_acp
 
 log = logging.getLogger(__name__)
 

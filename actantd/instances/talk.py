@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from actantd.acp.attach import speaks_acp
 from actantd.acp.session import DEFAULT_PERMISSION_TIMEOUT, AcpSession, OnPermission, OnUpdate
 from actantd.errors import AcpError, DaemonBusy, InvalidParams, NotSupported
 from actantd.instances import secret_env, workspaces
@@ -23,7 +24,6 @@ from actantd.launch import LaunchMode, LaunchSpec, build_launch_spec
 from actantd.runs.executor import OnLine, RunSpec
 from actantd.runs.service import RunService, needs_session, output_format, run_argv, run_marker
 from actantd.supervisor import kill
-from actantd.supervisor.process import speaks_acp
 
 PROMPT_PREVIEW_CHARS = 200
 

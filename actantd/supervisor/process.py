@@ -17,34 +17,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import functools
 import logging
-import os
 import signal
 import time
 from collections.abc import Coroutine
 from subprocess import Popen
 from typing import Any, Protocol
 
-from actantd.acp.connection import open_pipes
+from actantd.acp import attach
+from actantd.acp.attach import speaks_acp
 from actantd.acp.session import AcpSession
 from actantd.config.registry import Resolved
 from actantd.config.schema import Template
 from actantd.errors import ActantError, AgentLaunch
 from actantd.instances import secret_env
-from actantd.instances.record import InstanceRecord, LastExit, utc_now, workspace_path
+from actantd.instances.record import InstanceRecord, LastExit, utc_now
 from actantd.instances.state import LIVE, Status
-from actantd.launch import build_launch_spec, build_probe_spec
+from actantd.launch import build_launch_spec
 from actantd.paths import Layout
-from actantd.supervisor import exits, health, kill, logs, policy, spawn
+from actantd.supervisor import exits, health, health_watch, kill, policy, retry, spawn, start_check
+from actantd.supervisor.retry import is_transient_spawn_error
 
 log = logging.getLogger(__name__)
 
 S = Status
 
-START_GRACE_MAX = 1.0
-"""``agent start`` waits at most this long (bounded by ``minUptimeSeconds``) to report an immediate crash."""
 LEFTOVER_TIMEOUT = 2.0
 """Seconds descendants an exited agent left behind get between SIGTERM and SIGKILL."""
 
@@ -192,112 +190,32 @@ class AgentProcess:
         return record
 
     async def _start_acp(self, record: InstanceRecord, resolved: Resolved, spawned: spawn.Spawned) -> None:
-        """Talk ACP on the new process's stdio; the handshake runs in the background (actantd/acp/session.py)."""
-        if self.acp is not None:
-            self.acp.abort()
-        popen = spawned.popen
-        assert popen.stdin is not None and popen.stdout is not None
-        stdin_fd, stdout_fd = os.dup(popen.stdin.fileno()), os.dup(popen.stdout.fileno())
-        popen.stdin.close()
-        popen.stdout.close()
-        reader, writer = await open_pipes(stdin_fd, stdout_fd)
-        owner, name = self._owner, self.name
-
-        def publish(type_: str, data: dict[str, Any], journal: bool) -> int:
-            return owner.emit(type_, name, data, journal=journal)
-
-        session = AcpSession(name, cwd=str(workspace_path(record, owner.layout)), mcp_servers=resolved.mcp_servers,
-                             policy=resolved.template.permissions, publish=publish)  # fmt: skip
-        session.connect(reader, writer)
+        """Talk ACP on the new process's stdio; the handshake runs in the background (actantd/acp/attach.py)."""
+        attach.close_session(self.acp)
+        session = await attach.open_session(self._owner, self.name, record, resolved, spawned.popen)
         self.acp = session
-        self._spawn_task(self._acp_handshake(session, record.instance_id, record.acp_session_id))
-
-    async def _acp_handshake(self, session: AcpSession, instance_id: str, saved: str | None) -> None:
-        owner, name = self._owner, self.name
-        try:
-            session_id = await session.start(saved)
-        except ActantError as exc:
-            owner.event("acp", name, event="handshakeFailed", reason=exc.message)
-            return
-        async with owner.lock(name):
-            await owner.update(name, instance_id, acp_session_id=session_id)
-        loads = bool(session.capabilities.get("loadSession"))
-        owner.event("acp", name, event="sessionReady", sessionId=session_id, resumed=session.resumed,
-                    agentInfo=session.agent_info, loadSession=loads)  # fmt: skip
+        self._spawn_task(attach.handshake(self._owner, self.name, session, record.instance_id, record.acp_session_id))
 
     def start_check_seconds(self, record: InstanceRecord) -> float:
-        """How long ``agent start`` watches for an early exit: the backend's ``startCheckSeconds`` when set
-        (Node-based CLIs take a second or more to fail), else ``minUptimeSeconds`` capped at 1 s."""
-        owner = self._owner
-        template = owner.template(record)
-        if template is None:
-            return 0.0
-        with contextlib.suppress(ActantError):
-            backend = owner.resolve(record.template_ref).backend
-            configured = getattr(backend, "start_check_seconds", None)
-            if isinstance(configured, int | float):
-                return float(configured)
-        return min(template.restart.min_uptime_seconds, START_GRACE_MAX)
+        """How long ``agent start`` watches for an early exit (:func:`start_check.start_check_seconds`)."""
+        return start_check.start_check_seconds(self._owner, record)
 
     async def _retry_transient(self, record: InstanceRecord, message: str) -> bool:
-        """A resource shortage (EMFILE, EAGAIN...) is no verdict on the agent: count it like a crash and wait
-        out the backoff (hardening #10, class 4). False when the policy gives up (then the caller records
-        Failed). Caller holds the lock; ``record`` is Starting."""
-        owner = self._owner
-        if owner.shutting_down:
+        """A resource shortage: wait out the backoff (:func:`retry.retry_shortage`). Caller holds the lock."""
+        if self._owner.shutting_down:
             return False
-        if self.tracker is None:
-            self.reset_tracker(record)
-        assert self.tracker is not None
-        decision = self.tracker.on_exit(code=None, signal=None, uptime=0.0, requested=False)
-        if not decision.restart:
-            return False
-        await owner.transition(
-            record, S.RESTARTING, f"{message} (a passing shortage; retrying in {decision.delay_seconds:.2f}s)",
-            pid=None, pid_create_time=None,
-        )  # fmt: skip
-        self.schedule_restart(decision.delay_seconds, S.RESTARTING)
-        return True
+        return await retry.retry_shortage(
+            self._owner, self._tracker_for(record), record, message, self.schedule_restart
+        )
 
     async def wait_for_early_exit(self, record: InstanceRecord) -> None:
-        """Wait briefly for an early exit so ``agent start`` reports it, with the last log lines.
+        """Wait briefly for an early exit so ``agent start`` reports it (:mod:`actantd.supervisor.start_check`).
+        Called without the lock; raises :class:`AgentLaunch` for a failing early exit."""
 
-        Called without the lock (the exit handler needs it to record the exit). A failing exit raises
-        :class:`AgentLaunch` saying whether the restart policy will retry; a clean exit (code 0) returns once
-        it is recorded, so the caller reports the program as exited, never as started.
-        """
-        fut = self.exit_future
-        if fut is None or self._owner.template(record) is None:
-            return
-        try:
-            info = await asyncio.wait_for(asyncio.shield(fut), self.start_check_seconds(record))
-        except TimeoutError:
-            return
-        # Let the exit handler record the exit first, so the answer reflects the persisted state.
-        await asyncio.sleep(0)
-        async with self._owner.lock(self.name):
-            current = self._owner.current(self.name)
-        if self.stop_requested or self.exit_future is not fut:
-            return  # stopped (or restarted) on purpose meanwhile: not a failed start
-        if info.code == 0:
-            return
-        layout = self._owner.layout
-        tail = logs.tail_lines(layout.log_file(self.name, "stderr"), 10)
-        context: dict[str, Any] = {"agent": self.name, "reason": info.describe(), "stderrTail": tail}
-        if not tail:  # some CLIs report on stdout (Claude Code's "Not logged in" in stream-json)
-            context["stdoutTail"] = logs.tail_lines(layout.log_file(self.name, "stdout"), 10)
-        status = current.status if current is not None else None
-        context["status"] = status.value if status is not None else None
-        context["willRetry"] = status is S.RESTARTING
-        if status is S.FAILED and current is not None:
-            context["policyReason"] = current.reason
-        elif status is S.CRASHED and self._policy(record) == "Never":
-            context["policyReason"] = "restart policy is Never"
-        raise AgentLaunch(f"agent {self.name!r} exited right after start ({info.describe()})", **context)
+        def still_ours(fut: asyncio.Future[exits.ExitInfo]) -> bool:
+            return not self.stop_requested and self.exit_future is fut
 
-    def _policy(self, record: InstanceRecord) -> str | None:
-        template = self._owner.template(record)
-        return str(template.restart.policy) if template is not None else None
+        await start_check.wait_for_early_exit(self._owner, self.name, record, self.exit_future, still_ours)
 
     @property
     def restart_pending(self) -> bool:
@@ -419,16 +337,13 @@ class AgentProcess:
 
     async def _retry_pending(self, record: InstanceRecord, message: str) -> None:
         """Schedule another attempt for a Restarting instance whose launch failed before it began."""
-        owner = self._owner
+        await retry.retry_pending(self._owner, self._tracker_for(record), record, message, self.schedule_restart)
+
+    def _tracker_for(self, record: InstanceRecord) -> policy.RestartTracker:
         if self.tracker is None:
             self.reset_tracker(record)
         assert self.tracker is not None
-        decision = self.tracker.on_exit(code=None, signal=None, uptime=0.0, requested=False)
-        if decision.restart and not owner.shutting_down:
-            self.schedule_restart(decision.delay_seconds, S.RESTARTING)
-        else:
-            with contextlib.suppress(ActantError):
-                await owner.transition(record, S.FAILED, f"{decision.reason} (last: {message})")
+        return self.tracker
 
     def cancel_restart(self) -> None:
         if self.restart_task is not None:
@@ -495,22 +410,9 @@ class AgentProcess:
     # -- health ---------------------------------------------------------------------------------------
 
     def _start_health(self, record: InstanceRecord) -> None:
-        template = self._owner.template(record)
-        if template is None or template.health_check is None:
-            return
-        check = template.health_check
-        probe = health.make_probe(build_probe_spec(record, check, self._owner.layout))
-        pid = record.pid
-
-        async def unhealthy(reason: str) -> None:
-            await self._on_unhealthy(pid, reason)
-
-        monitor = health.HealthMonitor(
-            probe, interval=check.interval_seconds, failure_threshold=check.failure_threshold,
-            on_unhealthy=unhealthy,
-        )  # fmt: skip
-        monitor.start()
-        self.health = monitor
+        monitor = health_watch.start_monitor(self._owner, record, self._on_unhealthy)
+        if monitor is not None:
+            self.health = monitor
 
     def stop_health(self) -> None:
         if self.health is not None:
@@ -519,19 +421,13 @@ class AgentProcess:
 
     async def _on_unhealthy(self, pid: int | None, reason: str) -> None:
         """Kill the unhealthy process; its exit then goes through the restart policy like any crash."""
-        owner, name = self._owner, self.name
-        async with owner.lock(name):  # no start or stop can interleave, so only this process is killed
-            record = owner.current(name)
-            if record is None or record.pid != pid or record.status is not S.RUNNING:
-                return
-            self.health_failure = f"health check failed: {reason}"
-            owner.event("health", name, ok=False, reason=reason)
-            template = owner.template(record)
-            await kill.terminate_tree(
-                record.pid, instance_id=record.instance_id,
-                sig=template.stop_signal_number if template else signal.SIGTERM,
-                timeout=template.stop_timeout_seconds if template else 10.0, exited=self.exit_future,
-            )  # fmt: skip
+
+        def mark(failure: str) -> None:
+            self.health_failure = failure
+
+        await health_watch.kill_unhealthy(
+            self._owner, self.name, pid, reason, mark=mark, exited=lambda: self.exit_future
+        )
 
     # -- teardown -------------------------------------------------------------------------------------
 
@@ -542,8 +438,7 @@ class AgentProcess:
 
     def close(self) -> None:
         """Drop everything in flight: health monitor, pending restart, exit watch, background tasks."""
-        if self.acp is not None:
-            self.acp.abort()
+        attach.close_session(self.acp)
         self.stop_health()
         if self.restart_task is not None:
             self.restart_task.cancel()
@@ -563,31 +458,6 @@ async def _discard_spawn(spawning: asyncio.Future[spawn.Spawned], instance_id: s
     await kill.terminate_tree(spawned.pid, instance_id=instance_id, timeout=LEFTOVER_TIMEOUT, exited=exited)
 
 
-TRANSIENT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM, errno.ENOBUFS})
-"""Spawn failures that say the machine is short of something right now (fds, processes, memory), not that the
-agent cannot run: they are retried through the backoff."""
-
-
-def is_transient_spawn_error(exc: BaseException) -> bool:
-    """Whether a spawn failure is a passing resource shortage (errno in :data:`TRANSIENT_ERRNOS`)."""
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, OSError) and cur.errno in TRANSIENT_ERRNOS:
-            return True
-        code = cur.context.get("errno") if isinstance(cur, ActantError) else None
-        if isinstance(code, int) and code in TRANSIENT_ERRNOS:
-            return True
-        cur = cur.__cause__ or cur.__context__
-    return False
-
-
 def _log_task_error(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("background task failed", exc_info=task.exception())
-
-
-def speaks_acp(resolved: Resolved, record: InstanceRecord) -> bool:
-    """The instance's service process is an ACP agent the daemon talks to on its stdio."""
-    return resolved.backend is not None and resolved.backend.protocol == "acp" and not record.attached
