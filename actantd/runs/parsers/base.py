@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 OutputFormat = Literal["text", "claude-json", "codex-jsonl", "gemini-json"]
 
@@ -38,3 +40,26 @@ def add_tokens(into: dict[str, int], key: str, value: object) -> None:
     n = count(value)
     if n is not None:
         into[key] = into.get(key, 0) + n
+
+
+_OBJECT_START = re.compile(r"^[ \t]*\{", re.MULTILINE)
+
+
+def json_objects(stdout: str) -> list[dict[str, Any]]:
+    """The top-level JSON objects that start a line, in order; text around them (warnings before, log lines
+    after) is skipped, and an object's own inner lines are never taken for another one."""
+    decoder = json.JSONDecoder()
+    found: list[dict[str, Any]] = []
+    resume = 0
+    for match in _OBJECT_START.finditer(stdout):
+        start = match.end() - 1
+        if start < resume:
+            continue
+        try:
+            doc, end = decoder.raw_decode(stdout, start)
+        except ValueError:
+            continue
+        if isinstance(doc, dict):
+            found.append(doc)
+            resume = end
+    return found

@@ -8,25 +8,14 @@ parses, or the whole text when it is pretty-printed.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from actantd.runs.parsers.base import Report, add_tokens
+from actantd.runs.parsers.base import Report, add_tokens, json_objects
 
 
 def _document(stdout: str) -> dict[str, Any] | None:
-    text = stdout.strip()
-    candidates = [text, *reversed(text.splitlines())]
-    for candidate in candidates:
-        if not candidate.startswith("{"):
-            continue
-        try:
-            doc = json.loads(candidate)
-        except ValueError:
-            continue
-        if isinstance(doc, dict):
-            return doc
-    return None
+    objects = json_objects(stdout)
+    return objects[-1] if objects else None
 
 
 def parse(stdout: str) -> Report:

@@ -7,24 +7,15 @@ object marks a failed run. Gemini reports no cost.
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
-from actantd.runs.parsers.base import Report, add_tokens
+from actantd.runs.parsers.base import Report, add_tokens, json_objects
 
 
 def _document(stdout: str) -> dict[str, Any] | None:
     """The first JSON object that starts a line (warnings may precede it; a log line may follow it)."""
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"^[ \t]*\{", stdout, re.MULTILINE):
-        try:
-            doc, _end = decoder.raw_decode(stdout, match.end() - 1)
-        except ValueError:
-            continue
-        if isinstance(doc, dict):
-            return doc
-    return None
+    objects = json_objects(stdout)
+    return objects[0] if objects else None
 
 
 def parse(stdout: str) -> Report:
