@@ -20,9 +20,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import watchfiles
-
 from actantd.config.files import CONFIG_SUFFIX, is_ignored_relpath
+from actantd.config.fswatch import watch_tree
 from actantd.config.issues import ConfigIssue
 from actantd.config.registry import Registry, affected_templates
 from actantd.config.schema import Kind
@@ -36,17 +35,20 @@ ChangeCallback = Callable[[set[Path]], Awaitable[None]]
 
 
 class ConfigFilter:
-    """A watchfiles filter: keep ``.json`` files and (possibly deleted) folders, drop hidden and temp files."""
+    """Which changed paths matter: ``.json`` files, (possibly deleted) folders and the configs folder itself;
+    not hidden and temp files."""
 
     def __init__(self, configs_dir: Path) -> None:
         self.configs_dir = Path(configs_dir).absolute()
 
-    def __call__(self, change: watchfiles.Change, path: str) -> bool:
+    def __call__(self, path: str | Path) -> bool:
         try:
             rel = Path(path).relative_to(self.configs_dir)
         except ValueError:
             return False
-        if not rel.parts or is_ignored_relpath(rel):
+        if not rel.parts:
+            return True  # the whole folder: a kernel queue overflow, or the folder itself went away
+        if is_ignored_relpath(rel):
             return False
         # Folder events pass (no suffix): a moved-away folder is one event hiding many removed configs, and a
         # file written into a brand-new folder can beat the kernel watch on it, leaving only the folder's
@@ -61,35 +63,37 @@ async def watch_configs(
     *,
     debounce_ms: int = 1600,
     step_ms: int = 50,
+    force_polling: bool = False,
 ) -> None:
     """Call ``on_change(paths)`` for each batch of config changes until ``stop`` is set.
 
-    watchfiles yields a batch once nothing changed for ``step_ms`` (or after ``debounce_ms`` at most), so
-    an editor's write-temp-then-rename arrives as one batch. A callback that raises is logged and the
-    watch goes on: a bug in a reaction must not end hot reload for the daemon's lifetime.
+    :func:`actantd.config.fswatch.watch_tree` yields a batch once nothing changed for ``step_ms`` (or after
+    ``debounce_ms`` at most), so an editor's write-temp-then-rename arrives as one batch. A callback that
+    raises is logged and the watch goes on: a bug in a reaction must not end hot reload for the daemon's
+    lifetime.
     """
     watch_filter = ConfigFilter(configs_dir)
     warned = False
     while not stop.is_set():
         try:
-            async for changes in watchfiles.awatch(
-                watch_filter.configs_dir,
-                watch_filter=watch_filter,
-                debounce=debounce_ms,
-                step=step_ms,
-                stop_event=stop,
-                recursive=True,
-            ):
-                warned = False
-                paths = {Path(p) for _change, p in changes}
-                try:
-                    await on_change(paths)
-                except Exception:
-                    log.exception("config change handler failed for %s", sorted(map(str, paths)))
+            batches = watch_tree(
+                watch_filter.configs_dir, stop, debounce_ms=debounce_ms, step_ms=step_ms, force_polling=force_polling
+            )
+            async with contextlib.aclosing(batches):  # its watch is released also when we are cancelled
+                async for changes in batches:
+                    warned = False
+                    paths = {p for p in changes if watch_filter(p)}
+                    if not paths:
+                        continue
+                    try:
+                        await on_change(paths)
+                    except Exception:
+                        log.exception("config change handler failed for %s", sorted(map(str, paths)))
             return
         except OSError as exc:
-            # The folder is missing, a symlink loop, unreadable: no watch can be set up. Try again now and
-            # then, so fixing the folder brings hot reload back without a restart (SIGHUP reloads at once).
+            # The folder is missing, a symlink loop, unreadable, or it went away while watched: no watch can
+            # be set up. Try again now and then, so fixing the folder brings hot reload back without a restart
+            # (SIGHUP reloads at once).
             if not warned:
                 log.warning("cannot watch configs folder %s: %s; retrying", configs_dir, exc)
                 warned = True
