@@ -9,15 +9,17 @@ no logic of its own; docs/architecture.md shows where each part lives.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from actantd.acp.session import AcpSession, OnPermission, OnUpdate
 from actantd.instances import recovery, talk, workspaces
 from actantd.instances.lifecycle import Lifecycle
 from actantd.instances.record import InstanceRecord
 from actantd.launch import LaunchMode, LaunchSpec
-from actantd.runs.executor import OnLine
-from actantd.runs.service import RunService
+
+if TYPE_CHECKING:  # ACP sessions and one-shot runs load when first used, not at daemon start (RSS)
+    from actantd.acp.session import AcpSession, OnPermission, OnUpdate
+    from actantd.runs.executor import OnLine
+    from actantd.runs.service import RunService
 
 
 class Manager(Lifecycle):
@@ -65,6 +67,8 @@ class Manager(Lifecycle):
     @functools.cached_property
     def runs(self) -> RunService:
         """The one-shot runs in progress (one per instance at most)."""
+        from actantd.runs.service import RunService
+
         return RunService(record_execution=lambda name, fields: self.event("execution", name, **fields))
 
     async def run_once(

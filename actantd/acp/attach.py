@@ -12,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import os
 from subprocess import Popen
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from actantd.acp.connection import open_pipes
-from actantd.acp.session import AcpSession
 from actantd.config.registry import Resolved
 from actantd.errors import ActantError
 from actantd.instances.record import InstanceRecord, workspace_path
 from actantd.paths import Layout
+
+if TYPE_CHECKING:  # the session code loads with the first ACP agent: most daemons never run one (RSS)
+    from actantd.acp.session import AcpSession
 
 
 class SessionOwner(Protocol):
@@ -46,6 +47,9 @@ async def open_session(
 ) -> AcpSession:
     """Talk ACP on the new process's stdio: the pipes become the session's connection. The caller runs
     :func:`handshake` in the background."""
+    from actantd.acp.connection import open_pipes
+    from actantd.acp.session import AcpSession
+
     assert popen.stdin is not None and popen.stdout is not None
     stdin_fd, stdout_fd = os.dup(popen.stdin.fileno()), os.dup(popen.stdout.fileno())
     popen.stdin.close()

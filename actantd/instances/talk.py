@@ -10,20 +10,22 @@ exactly the environment and working directory the agent's service would.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from actantd.acp.attach import speaks_acp
-from actantd.acp.session import DEFAULT_PERMISSION_TIMEOUT, AcpSession, OnPermission, OnUpdate
 from actantd.errors import AcpError, DaemonBusy, InvalidParams, NotSupported
 from actantd.instances import secret_env, workspaces
 from actantd.instances.lifecycle import Lifecycle
 from actantd.instances.state import ACTIVE
 from actantd.launch import LaunchMode, LaunchSpec, build_launch_spec
-from actantd.runs.executor import OnLine, RunSpec
-from actantd.runs.service import RunService, needs_session, output_format, run_argv, run_marker
 from actantd.supervisor import kill
+
+if TYPE_CHECKING:  # runs and ACP sessions load on the first run or prompt, not at daemon start (RSS)
+    from actantd.acp.session import AcpSession, OnPermission, OnUpdate
+    from actantd.runs.executor import OnLine
+    from actantd.runs.service import RunService
 
 PROMPT_PREVIEW_CHARS = 200
 
@@ -39,6 +41,9 @@ async def run_once(
     on_line: OnLine | None = None,
 ) -> dict[str, Any]:
     """``agent run``: the backend's one-shot argv in the workspace (see :mod:`actantd.runs.service`)."""
+    from actantd.runs.executor import RunSpec
+    from actantd.runs.service import needs_session, output_format, run_argv, run_marker
+
     if lc.shutting_down:
         raise DaemonBusy(f"actantd is shutting down; {name!r} was not run", agent=name)
     record = lc.get(name)
@@ -115,6 +120,8 @@ async def prompt(
     on_permission: OnPermission | None = None,
 ) -> dict[str, Any]:
     """``agent prompt``: one turn of the live ACP session; journaled as a ``prompt`` entry."""
+    from actantd.acp.session import DEFAULT_PERMISSION_TIMEOUT
+
     session = acp_session(lc, name)
     result = await session.prompt(
         text, on_update=on_update, on_permission=on_permission, timeout=timeout,

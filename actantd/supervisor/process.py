@@ -23,11 +23,10 @@ import signal
 import time
 from collections.abc import Coroutine
 from subprocess import Popen
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from actantd.acp import attach
 from actantd.acp.attach import speaks_acp
-from actantd.acp.session import AcpSession
 from actantd.config.registry import Resolved
 from actantd.config.schema import Template
 from actantd.errors import ActantError, AgentLaunch
@@ -38,6 +37,9 @@ from actantd.launch import build_launch_spec
 from actantd.paths import Layout
 from actantd.supervisor import exits, health, health_watch, kill, policy, retry, spawn, start_check
 from actantd.supervisor.retry import is_transient_spawn_error
+
+if TYPE_CHECKING:  # loaded with the first ACP agent (actantd/acp/attach.py), not at daemon start
+    from actantd.acp.session import AcpSession
 
 log = logging.getLogger(__name__)
 
