@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from actantd import __version__, sdnotify
+from actantd import __version__, eventloop, sdnotify
 from actantd.config.service import ConfigService
 from actantd.config.store import seed_configs
 from actantd.config.watch import Reload
@@ -289,7 +289,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, loop: str | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
@@ -312,10 +312,8 @@ def main(argv: list[str] | None = None) -> None:
     set_child_subreaper()
     default_ignored_signals()  # agents start with default dispositions, even when we are a background job
     limit_malloc_arenas()
-    import uvloop
-
     try:
-        code = uvloop.run(_run(layout))
+        code = eventloop.run(_run(layout), loop or eventloop.chosen_loop())
     except ActantError as exc:
         print(f"actantd: {exc.message}", file=sys.stderr)
         code = 1

@@ -2,7 +2,7 @@
 
 Both serve the real Unix socket and take calls through the same tiny NDJSON client (:class:`Conn`), so a test
 reads the same either way. :class:`InProcessDaemon` (the ``daemon`` fixture) runs
-:class:`actantd.daemon.Daemon` on a uvloop loop in a thread of pytest: no interpreter start-up, no import of
+:class:`actantd.daemon.Daemon` on the daemon's event loop in a thread of pytest: no interpreter start-up, no import of
 the daemon per test. :class:`Daemon` (the ``daemon_process`` fixture) is ``python -m actantd`` in a
 subprocess; use it when the test needs the daemon to be a process of its own: to SIGKILL or signal it, to
 restart it over agents that outlived it (re-adoption), to check its exit code, or when a CLI process or
@@ -264,7 +264,8 @@ def running_daemon(root: Path) -> Iterator[Daemon]:
 
 
 class InProcessDaemon(DaemonBase):
-    """The real daemon object (:class:`actantd.daemon.Daemon`) on a uvloop loop in a thread of pytest.
+    """The real daemon object (:class:`actantd.daemon.Daemon`) in a thread of pytest, on the event loop the
+    daemon would run on (``ACTANT_EVENT_LOOP``: the standard one unless it says ``uvloop``).
 
     It serves the real Unix socket under ``root`` with the same client API as :class:`Daemon`; what it lacks
     is a process of its own (``proc``): the tests that kill, signal or restart the daemon use :class:`Daemon`.
@@ -307,8 +308,7 @@ class InProcessDaemon(DaemonBase):
             raise RuntimeError(f"in-process actantd failed to start: {self._result[0]!r}")
 
     def _serve(self, layout: Any, ready: threading.Event) -> None:
-        import uvloop
-
+        from actantd import eventloop
         from actantd.daemon import Daemon as ActantDaemon
 
         async def main() -> int:
@@ -324,7 +324,7 @@ class InProcessDaemon(DaemonBase):
             return await run
 
         try:
-            self._result.append(uvloop.run(main()))
+            self._result.append(eventloop.run(main(), eventloop.chosen_loop()))
         except BaseException as exc:  # reported to the test thread, by start() or stop()
             self._result.append(exc)
         finally:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+from actantd.eventloop import LOOP_ENV, chosen_loop
 from bench.actant import ActantDaemon
 from bench.context import Ctx
 from bench.procs import child_env
@@ -72,7 +73,8 @@ def run(ctx: Ctx) -> list[Row]:
         f"connection: {pipelined:,.0f} req/s ({n_pipe:,} replies in {seconds:.0f} s).",
         f"Strictly sequential (1 in flight per connection, 16 in total): {sequential:,.0f} req/s "
         f"({n_seq:,} replies in {seconds:.0f} s){'' if sequential >= TARGET else ', below the target'}.",
-        "Clients and daemon share the same CPUs; the daemon is one asyncio (uvloop) thread.",
+        f"Clients and daemon share the same CPUs; the daemon is one asyncio thread, on the {chosen_loop()} loop "
+        f"(`{LOOP_ENV}`).",
     ]
     if pipelined < TARGET:
         row.notes.append(f"Missed by {1 - pipelined / TARGET:.1%}.")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 
+from actantd.eventloop import LOOP_ENV, chosen_loop
 from bench.actant import SLEEP_TEMPLATE, ActantDaemon, create_many, start_all
 from bench.context import Ctx
 from bench.procs import pid_alive, rss_split, thread_count
@@ -105,7 +106,8 @@ def run(ctx: Ctx) -> list[Row]:
         f"Idle daemon (no instances) {mib(rss_idle)}; second half of the churn: {mib(rss_mid)} → {mib(rss_end)} "
         f"({growth / 2**20:+.2f} MiB, trend {slope / 2**20:+.2f} MiB/min); journal entries dropped: "
         f"{journal_dropped}. At the end {mib(anon)} anonymous (heap, stacks) + {mib(mapped)} file-backed "
-        f"(the interpreter and extension modules mapped from disk, shared with other processes); {threads} threads.",
+        f"(the interpreter and extension modules mapped from disk, shared with other processes); {threads} threads; "
+        f"the {chosen_loop()} event loop (`{LOOP_ENV}`).",
     ]
     if rss_start > 1.1 * sup_rss:
         row.notes.append(f"Over 1.1 x supervisord's by {rss_start / (1.1 * sup_rss) - 1:.1%} at the start.")
