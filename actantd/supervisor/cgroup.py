@@ -14,13 +14,15 @@ resource delegation, only write access to our own cgroup: root has it; a user se
 ``Delegate=yes`` (systemd then gives the unit's cgroup to its user). Instance ids are UUIDs, so daemons that
 share a cgroup (tests, several homes) never share an agent's cgroup.
 
-How an agent gets in: the spawning code opens ``cgroup.procs`` of the agent's cgroup and the child writes
-``0`` (itself) into it between fork and exec (a ``preexec_fn`` that makes one ``write`` syscall), so the agent
-is inside before its first instruction and nothing it forks can be outside. The price: a ``preexec_fn`` takes
-subprocess off its vfork path, about 5 ms per spawn on a loaded 2-core machine (0.2 ms without). Writing the
-pid from the parent right after ``Popen`` returns is free but races the agent's first forks: under load the
-spawning thread can wait tens of milliseconds for the GIL after the exec, long enough for an interpreter to
-start and fork, and those children would then be outside (a soak test caught exactly that).
+How an agent gets in: before its first instruction, so that nothing it forks can be outside. Normally it is
+vforked as usual but execs ``/bin/sh`` first, which writes ``0`` (itself) into ``cgroup.procs`` and then
+``exec``s the agent, same pid (:mod:`.cgroup_exec`: about one extra ``exec`` of a small shell). Where that
+could change what the agent sees, the child writes ``0`` between fork and exec instead (:func:`join_in_child`,
+a ``preexec_fn``), which is exact but takes subprocess off its vfork path: the whole daemon is forked, several
+milliseconds per spawn on a loaded 2-core machine. Writing the pid from the parent right after ``Popen``
+returns would be free but races the agent's first forks: under load the spawning thread can wait tens of
+milliseconds for the GIL after the exec, long enough for an interpreter to start and fork, and those children
+would then be outside (a soak test caught exactly that).
 
 When it is not available (no cgroup2 mount, no write access, a kernel before 5.14 without ``cgroup.kill``, or
 ``ACTANT_CGROUPS=0`` in the daemon's environment), :func:`agent_cgroup` returns None and :mod:`.kill` falls
@@ -130,7 +132,10 @@ def cgroup_of(pid: int) -> Path | None:
 
 
 def open_procs(path: Path) -> int | None:
-    """A close-on-exec fd on ``cgroup.procs`` for a child to write ``0`` into (see :func:`join_in_child`)."""
+    """A close-on-exec fd on ``cgroup.procs`` for a child to write ``0`` into (see :func:`join_in_child`).
+
+    Opened in the parent because the child of a threaded process must not allocate; the caller closes it.
+    """
     try:
         return os.open(path / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
     except OSError:
@@ -140,6 +145,8 @@ def open_procs(path: Path) -> int | None:
 def join_in_child(fd: int) -> None:
     """Run in the child between fork and exec: move the calling process into the cgroup of ``fd``.
 
+    The exact but slow way in (a ``preexec_fn``), for the starts the ``/bin/sh`` wrapper of :mod:`.cgroup_exec`
+    does not take.
     One ``write`` syscall and nothing else (no allocation-heavy Python, no locks), because it runs in a fork
     of a threaded process. A failure is ignored: the agent then runs outside, and :mod:`.kill` sees that the
     leader is not a member and falls back to the ``/proc`` scan.

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import logging
 import os
 import shutil
 import signal
@@ -40,7 +41,7 @@ import psutil
 
 from actantd.errors import AgentLaunch
 from actantd.libc import libc
-from actantd.supervisor import cgroup, exits
+from actantd.supervisor import cgroup, cgroup_exec, exits
 
 INSTANCE_ENV = "ACTANT_INSTANCE_ID"
 """The marker the manager sets on every agent (the same as :data:`actantd.supervisor.kill.INSTANCE_ENV`)."""
@@ -52,6 +53,8 @@ LOG_MODE = 0o600
 """Agent output can carry tokens and file contents: owner-only, like the rest of ``{home}``."""
 
 LOG_DIR_MODE = 0o700
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +110,9 @@ def _reset_to_default(signals: list[int]) -> None:
 
 def _child_setup(cgroup_fd: int | None, ignored: list[int]) -> Callable[[], None] | None:
     """What must run in the child between fork and exec, or None when nothing must (a ``preexec_fn`` costs
-    subprocess's vfork path): joining the agent's cgroup, so nothing it forks can be outside, and resetting
-    the signals a host process ignores (an embedded daemon; agents start with default dispositions)."""
+    subprocess's vfork path): joining the agent's cgroup, so nothing it forks can be outside, when the
+    ``/bin/sh`` wrapper of :mod:`.cgroup_exec` is not used, and resetting the signals a host process ignores
+    (an embedded daemon; agents start with default dispositions)."""
     if cgroup_fd is None and not ignored:
         return None
 
@@ -163,7 +167,9 @@ def spawn(
 
     ``env`` is the complete environment of the agent (:mod:`actantd.launch` adds ``ACTANT_INSTANCE_ID`` so
     :func:`actantd.supervisor.kill.find_instance_processes` can find escaped descendants later). With that
-    marker and cgroups available the agent starts inside its own cgroup (:mod:`.cgroup`). The same
+    marker and cgroups available the agent starts inside its own cgroup (:mod:`.cgroup`), normally through
+    the ``/bin/sh`` wrapper of :mod:`.cgroup_exec` (vfork kept; returns once the agent's own exec succeeded),
+    else by joining in the child from a ``preexec_fn``. The same
     path may be given for stdout and stderr to interleave them in one file. Call
     :func:`actantd.supervisor.exits.watch_exit` right after, without awaiting in between, so the exit is
     watched before anything else could reap it.
@@ -189,32 +195,32 @@ def spawn(
 
     ignored = ignored_signals()
     out_path, err_path = Path(stdout_path), Path(stderr_path)
-    cgroup_fd = _cgroup_fd(env)
+    cgroup_dir = _agent_cgroup(env)
+    launch = _Launch(list(argv), executable, cwd_str, dict(env), install_hint, stdio_pipes)
     out_fd = _open_log(out_path)
     try:
         err_fd = out_fd if err_path == out_path else _open_log(err_path)
         try:
-            popen = subprocess.Popen(
-                list(argv),
-                executable=executable,
-                cwd=cwd_str,
-                env=dict(env),
-                stdin=subprocess.PIPE if stdio_pipes else subprocess.DEVNULL,
-                stdout=subprocess.PIPE if stdio_pipes else out_fd,
-                stderr=err_fd,
-                close_fds=True,
-                start_new_session=True,
-                preexec_fn=_child_setup(cgroup_fd, ignored),
-            )
-        except OSError as exc:
-            raise _launch_error(exc, executable, argv0, cwd_str, install_hint) from exc
+            wrapped = None
+            if cgroup_dir is not None and not ignored and not stdio_pipes:
+                wrapped = cgroup_exec.plan(cgroup_dir, argv, executable, cwd_str, env)
+            popen = None
+            if wrapped is not None:
+                popen = _start_wrapped(launch, wrapped, out_fd, err_fd)
+            if popen is None:  # no wrapper, or its exec failed: the exact way (Popen names the errno)
+                cgroup_fd = cgroup.open_procs(cgroup_dir) if cgroup_dir is not None else None
+                try:
+                    popen = _popen(launch, out_fd, err_fd, _child_setup(cgroup_fd, ignored))
+                finally:
+                    if cgroup_fd is not None:
+                        os.close(cgroup_fd)
+                exits.claim_child(popen.pid)
         finally:
             if err_fd != out_fd:
                 os.close(err_fd)
     finally:
         os.close(out_fd)
 
-    exits.claim_child(popen.pid)
     # The child cannot have been reaped yet (nothing waits for it), so even if it already exited it is a
     # zombie whose /proc entry still gives the start time.
     try:
@@ -225,12 +231,84 @@ def spawn(
     return Spawned(pid=popen.pid, create_time=create_time, popen=popen, executable=executable)
 
 
-def _cgroup_fd(env: Mapping[str, str]) -> int | None:
-    """An fd on the instance's cgroup (see :mod:`.cgroup`) for an agent, None for anything else or where
-    cgroups are unavailable. The agent is the process whose env carries the instance marker."""
+@dataclass(frozen=True, slots=True)
+class _Launch:
+    """What to start, shared by the wrapped start and the exact one it falls back to."""
+
+    argv: list[str]
+    executable: str
+    cwd: str
+    env: dict[str, str]
+    install_hint: str | None
+    stdio_pipes: bool
+
+
+def _popen(launch: _Launch, out_fd: int, err_fd: int, preexec_fn: Callable[[], None] | None) -> subprocess.Popen[bytes]:
+    """``Popen`` the agent itself; an exec failure becomes :class:`AgentLaunch` naming the cause."""
+    try:
+        return subprocess.Popen(
+            launch.argv,
+            executable=launch.executable,
+            cwd=launch.cwd,
+            env=launch.env,
+            stdin=subprocess.PIPE if launch.stdio_pipes else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if launch.stdio_pipes else out_fd,
+            stderr=err_fd,
+            close_fds=True,
+            start_new_session=True,
+            preexec_fn=preexec_fn,
+        )
+    except OSError as exc:
+        raise _launch_error(exc, launch.executable, launch.argv[0], launch.cwd, launch.install_hint) from exc
+
+
+def _start_wrapped(
+    launch: _Launch, wrapped: cgroup_exec.Plan, out_fd: int, err_fd: int
+) -> subprocess.Popen[bytes] | None:
+    """Start the agent through the cgroup-joining shell (:mod:`.cgroup_exec`) on Popen's vfork path.
+
+    Returns once the agent's own ``exec`` succeeded (so its cmdline is the agent's when the caller records
+    it), or None when that ``exec`` failed: the shell is then reaped and the caller starts the agent the
+    exact way, which reports the errno. A refused cgroup write is logged; the agent then runs outside.
+    """
+    status_r, status_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        try:
+            popen = subprocess.Popen(
+                wrapped.argv,
+                executable=cgroup_exec.SHELL,
+                cwd=launch.cwd,
+                env=launch.env,
+                stdin=status_w,
+                stdout=out_fd,
+                stderr=err_fd,
+                close_fds=True,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise _launch_error(exc, launch.executable, launch.argv[0], launch.cwd, launch.install_hint) from exc
+        finally:
+            os.close(status_w)
+        exits.claim_child(popen.pid)
+        said = cgroup_exec.outcome(status_r)
+    finally:
+        os.close(status_r)
+    if cgroup_exec.EXEC_FAILED in said:
+        popen.wait()
+        exits.release_child(popen.pid)
+        return None
+    if cgroup_exec.JOIN_REFUSED in said:
+        log.warning(
+            "agent %s (pid %d) runs outside its cgroup: the cgroup write was refused", launch.argv[0], popen.pid
+        )
+    return popen
+
+
+def _agent_cgroup(env: Mapping[str, str]) -> Path | None:
+    """The instance's cgroup (see :mod:`.cgroup`) for an agent, None for anything else or where cgroups are
+    unavailable. The agent is the process whose env carries the instance marker."""
     instance_id = env.get(INSTANCE_ENV)
-    path = cgroup.agent_cgroup(instance_id) if instance_id else None
-    return cgroup.open_procs(path) if path is not None else None
+    return cgroup.agent_cgroup(instance_id) if instance_id else None
 
 
 def set_child_subreaper() -> None:
