@@ -5,8 +5,8 @@ every command raises (typed daemon errors, :class:`ClientError`, :class:`Failure
 turns that into the stderr line, the ``--json`` error document and the exit status.
 
 What every command pays before its own module loads is kept to click, ``json``, ``socket`` and the stdlib-only
-daemon modules: no ``pathlib``, ``importlib`` or ``dataclasses`` (``python -X importtime -m actantctl ...``
-shows the rest, and the README's benchmark notes say what the floor is).
+daemon modules: no ``pathlib`` or ``dataclasses`` (``python -X importtime -m actantctl ...`` shows the rest,
+and the README's benchmark notes say what the floor is).
 """
 
 from __future__ import annotations

@@ -7,17 +7,16 @@ command imports that command's module and no other.
 
 from __future__ import annotations
 
-import sys
+import importlib
 from typing import Any
 
 import click
 
 
 def load_command(target: str) -> click.Command:
-    """The command at ``module:attribute``, importing its module (with ``__import__``: no ``importlib`` needed)."""
+    """The command at ``module:attribute``, importing its module."""
     module, attr = target.split(":")
-    __import__(module)
-    command = getattr(sys.modules[module], attr)
+    command = getattr(importlib.import_module(module), attr)
     assert isinstance(command, click.Command)
     return command
 

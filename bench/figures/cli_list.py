@@ -14,6 +14,7 @@ socket+json client doing the same ``agent.list`` and printing the same document,
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -44,17 +45,29 @@ STDLIB_CLIENT = (
 """The floor of the client's own work: connect, one request, one reply, the same indented document out."""
 
 
-def _timed(argv: Sequence[str], installed: bool) -> tuple[float, bytes]:
+def _cpu_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(argv: Sequence[str], installed: bool) -> tuple[float, float, bytes]:
+    """Wall seconds, CPU seconds (user + system, from the reaped child's rusage) and stdout of one run.
+
+    CPU time is the steadier of the two on a shared machine: waiting for a core is not in it. The daemons
+    are children too, but they are not reaped before the end, so the difference is this process's alone.
+    """
     env = child_env()
     if installed:
         # An installed package runs from the .pyc files pip compiled, not from the run's private cache.
         env.pop("PYTHONPYCACHEPREFIX", None)
+    cpu0 = _cpu_of_children()
     t0 = time.perf_counter()
     proc = subprocess.run(list(argv), env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
     elapsed = time.perf_counter() - t0
+    cpu = _cpu_of_children() - cpu0
     if proc.returncode != 0:
         raise RuntimeError(f"{argv[0]} exited {proc.returncode}: {proc.stderr.decode(errors='replace')[-500:]}")
-    return elapsed, proc.stdout
+    return elapsed, cpu, proc.stdout
 
 
 def _check_actant(out: bytes, what: str) -> None:
@@ -110,22 +123,25 @@ def run(ctx: Ctx) -> list[Row]:
         }
     for label in ("editable", "wheel", "stdlib", "click+stdlib"):
         if label in commands:
-            _check_actant(_timed(*commands[label])[1], label)
+            _check_actant(_timed(*commands[label])[2], label)
     for label in ("editable-sup", "wheel-sup"):
         if label in commands:
-            _check_sup(_timed(*commands[label])[1], label)
+            _check_sup(_timed(*commands[label])[2], label)
 
     times: dict[str, list[float]] = {label: [] for label in commands}
+    cpu_times: dict[str, list[float]] = {label: [] for label in commands}
     for i in range(warmup + runs):
         for label, (argv, installed) in commands.items():
-            elapsed, _ = _timed(argv, installed)
+            elapsed, cpu, _ = _timed(argv, installed)
             if i >= warmup:
                 times[label].append(elapsed)
+                cpu_times[label].append(cpu)
 
     daemon.stop()
     sup.stop()
 
     med = {label: median(values) for label, values in times.items()}
+    cpu_med = {label: median(values) for label, values in cpu_times.items()}
     main, peer = ("wheel", "wheel-sup") if wheel_bin is not None else ("editable", "editable-sup")
     ratio = med[main] / med[peer]
     row.actant = f"{ms(med[main])} (= {ratio:.2f} x)"
@@ -135,15 +151,19 @@ def run(ctx: Ctx) -> list[Row]:
     row.notes[:0] = [
         f"Median of {runs} interleaved runs after {warmup} warm-ups; whole process (fork+exec to exit, stdout "
         f"captured); {COUNT} running `sleep` agents / programs; both daemons on a Unix socket; {installs}.",
-        f"Ranges: actantctl {spread(times[main])}, supervisorctl {spread(times[peer])}.",
+        f"Ranges: actantctl {spread(times[main])}, supervisorctl {spread(times[peer])}. CPU time (user + system, "
+        f"median): actantctl {ms(cpu_med[main])}, supervisorctl {ms(cpu_med[peer])} "
+        f"(= {cpu_med[main] / cpu_med[peer]:.2f} x).",
     ]
     if wheel_bin is not None:
         floor = med["click+stdlib"]
         row.notes += [
             f"Floor on the same interpreter: `python -c pass` {ms(med['python'])}; a stdlib socket+json client "
             f"doing the same `agent.list` and printing the same document {ms(med['stdlib'])}; the same after "
-            f"`import click` {ms(floor)} (= {floor / med[peer]:.2f} x supervisorctl); actantctl's own work above "
-            f"that floor {ms(med[main] - floor)}.",
+            f"`import click` {ms(floor)} (= {floor / med[peer]:.2f} x supervisorctl). In CPU time: "
+            f"{ms(cpu_med['python'])}, {ms(cpu_med['stdlib'])}, {ms(cpu_med['click+stdlib'])}; actantctl above "
+            f"the last {ms(cpu_med[main] - cpu_med['click+stdlib'])} (its own modules, click's dispatch and "
+            "gettext lookups).",
             f"Editable install (the dev venv, context): actantctl {ms(med['editable'])}, supervisorctl "
             f"{ms(med['editable-sup'])} (= {med['editable'] / med['editable-sup']:.2f} x), `python -c pass` "
             f"{ms(med['editable-python'])}: its `.pth` finder runs at every start in that venv.",
