@@ -3,22 +3,28 @@
 Sub-groups are imported only when named, so ``actantctl agent list`` loads the agent module and nothing else;
 every command raises (typed daemon errors, :class:`ClientError`, :class:`Failure`) and :meth:`RootGroup.invoke`
 turns that into the stderr line, the ``--json`` error document and the exit status.
+
+What every command pays before its own module loads is kept to click, ``json``, ``socket`` and the stdlib-only
+daemon modules: no ``pathlib`` or ``dataclasses`` (``python -X importtime -m actantctl ...`` shows the rest,
+and the README's benchmark notes say what the floor is).
 """
 
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from actantctl.client import ClientError
 from actantctl.context import AppContext
+from actantctl.lazy import LazyGroup
 from actantctl.output import EXIT_INTERRUPTED, Failure, fail, report_error
 from actantd import __version__
 from actantd.errors import ActantError
-from actantd.paths import resolve_socket
+from actantd.paths import socket_path as socket_path_of
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 COMMANDS: dict[str, str] = {
     "daemon": "actantctl.commands.daemon:daemon",
@@ -38,18 +44,14 @@ COMMANDS: dict[str, str] = {
 """Command name → ``module:attribute``; the module is imported on first use."""
 
 
-class RootGroup(click.Group):
+class RootGroup(LazyGroup):
+    """The sub-groups of :data:`COMMANDS`, listed in that order (not sorted), and the exit-status rules."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, lazy=COMMANDS, **kwargs)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module, attr = target.split(":")
-        command = getattr(importlib.import_module(module), attr)
-        assert isinstance(command, click.Command)
-        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -68,7 +70,11 @@ class RootGroup(click.Group):
 
 
 def _path(value: str | None) -> Path | None:
-    return Path(value).expanduser().absolute() if value else None
+    if not value:
+        return None
+    from pathlib import Path  # only with --home or --configs
+
+    return Path(value).expanduser().absolute()
 
 
 @click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -100,7 +106,7 @@ def cli(
 ) -> None:
     """Control actantd, the supervisor of AI coding agents."""
     ctx.obj = AppContext(
-        socket=resolve_socket(socket_path, home),
+        socket=socket_path_of(socket_path, home),
         home=_path(home),
         configs=_path(configs),
         json=json_output,

@@ -16,11 +16,15 @@ import socket
 import struct
 from collections import deque
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from types import TracebackType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from actantd.errors import from_rpc
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+SocketPath: TypeAlias = "str | os.PathLike[str]"
+"""A socket path as the CLI holds it (a string: no ``pathlib`` on the hot path) or as callers may pass it."""
 
 DEFAULT_TIMEOUT: Final = 30.0
 """Seconds to wait for an answer; long operations (start, stop, run) pass their own."""
@@ -42,7 +46,7 @@ class ClientError(Exception):
 class DaemonNotRunning(ClientError):
     error_code = "DAEMON_NOT_RUNNING"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: SocketPath) -> None:
         super().__init__(
             f"actantd is not running (no socket at {path}); "
             "start it with `actantctl daemon start` (or run `actantd` in a terminal)",
@@ -78,7 +82,7 @@ def _user_name(uid: int) -> str:
         return f"uid {uid}"
 
 
-def check_server(sock: socket.socket, path: Path) -> None:
+def check_server(sock: socket.socket, path: SocketPath) -> None:
     """Refuse a server that is not us (or root) before sending it anything, secrets included.
 
     The daemon checks its peers the same way; without this check, any user able to bind the socket path
@@ -107,12 +111,12 @@ def check_server(sock: socket.socket, path: Path) -> None:
 class _Connection:
     """One socket plus a buffered reader: a message is a line, so ``readline`` is the whole decoder."""
 
-    def __init__(self, path: Path, timeout: float | None) -> None:
+    def __init__(self, path: SocketPath, timeout: float | None) -> None:
         self.path = path
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
         try:
-            sock.connect(str(path))
+            sock.connect(os.fspath(path))
         except (FileNotFoundError, ConnectionRefusedError):
             # No socket file, or a stale one left by a daemon that died: either way nobody is listening.
             sock.close()
@@ -233,7 +237,7 @@ class Stream:
 class Client:
     """Calls on one lazily opened connection; ``stream`` opens a dedicated one per subscription."""
 
-    def __init__(self, path: Path, timeout: float | None = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, path: SocketPath, timeout: float | None = DEFAULT_TIMEOUT) -> None:
         self.path = path
         self.timeout = timeout
         self._conn: _Connection | None = None

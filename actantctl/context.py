@@ -1,35 +1,61 @@
 """State shared by every command: where the daemon is and how to print.
 
 Kept apart from ``cli.py`` so command modules can import it without importing the root group (which loads
-them lazily).
+them lazily). A plain class, and the socket kept as the string the client connects to: every command pays
+for this module, and ``dataclasses`` or ``pathlib`` would add milliseconds to each ``actantctl`` call.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from actantctl.client import DEFAULT_TIMEOUT, Client
 from actantctl.output import print_json
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass
 class AppContext:
-    socket: Path
-    home: Path | None = None
-    configs: Path | None = None
-    json: bool = False
-    timeout: float | None = None
-    """``--timeout`` from the command line; when unset each command picks a default suited to its work."""
+    """Where the daemon is (``socket_path``; ``socket`` is the same as a ``Path``), ``--home``/``--configs``
+    as given, ``--json``, and ``--timeout`` (when unset each command picks a default suited to its work)."""
+
+    __slots__ = ("configs", "home", "json", "socket_path", "timeout")
+
+    def __init__(
+        self,
+        socket: str | os.PathLike[str],
+        home: Path | None = None,
+        configs: Path | None = None,
+        json: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        self.socket_path = os.fspath(socket)
+        self.home = home
+        self.configs = configs
+        self.json = json
+        self.timeout = timeout
+
+    @property
+    def socket(self) -> Path:
+        from pathlib import Path  # only the daemon commands need one
+
+        return Path(self.socket_path)
+
+    def __repr__(self) -> str:
+        return (
+            f"AppContext(socket={self.socket_path!r}, home={self.home!r}, configs={self.configs!r}, "
+            f"json={self.json!r}, timeout={self.timeout!r})"
+        )
 
     def client(self, timeout: float | None = DEFAULT_TIMEOUT) -> Client:
-        return Client(self.socket, self.timeout if self.timeout is not None else timeout)
+        return Client(self.socket_path, self.timeout if self.timeout is not None else timeout)
 
     def call(
         self, method: str, params: dict[str, Any] | None = None, *, timeout: float | None = DEFAULT_TIMEOUT

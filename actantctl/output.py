@@ -16,6 +16,7 @@ from typing import Any, Final
 import click
 
 from actantctl.client import ClientError, DaemonNotRunning
+from actantctl.indented_json import dumps_indented
 from actantd.errors import ActantError
 
 EXIT_OK: Final = 0
@@ -33,8 +34,9 @@ NONE: Final = "-"
 
 
 def print_json(doc: Any) -> None:
-    """One indented document: the whole stdout of a ``--json`` command."""
-    click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+    """One indented document (``json.dumps(doc, indent=2, ensure_ascii=False)``): the whole stdout of a ``--json``
+    command."""
+    click.echo(dumps_indented(doc))
 
 
 def print_json_line(doc: Any) -> None:

@@ -93,6 +93,7 @@ WARM_IMPORTS = (
     "actantd.daemon",
     "actantctl.cli",
     "actantctl.commands.agent",
+    "actantctl.commands.agent_list",
     "actantctl.commands.daemon",
     "supervisor.supervisord",
     "supervisor.supervisorctl",

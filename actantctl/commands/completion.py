@@ -13,7 +13,7 @@ import click
 
 from actantctl.context import AppContext, json_option, pass_app
 from actantctl.output import print_json
-from actantd.paths import resolve_socket
+from actantd.paths import socket_path
 
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_ACTANTCTL_COMPLETE"
@@ -24,7 +24,7 @@ COMPLETION_TIMEOUT = 1.0
 def _names(ctx: click.Context, method: str, key: str, incomplete: str) -> list[str]:
     # Completion parses without running callbacks, so the root's AppContext does not exist: rebuild the socket.
     root = ctx.find_root().params
-    app = AppContext(socket=resolve_socket(root.get("socket_path"), root.get("home")))
+    app = AppContext(socket=socket_path(root.get("socket_path"), root.get("home")))
     try:
         result = app.call(method, {}, timeout=COMPLETION_TIMEOUT)
     except Exception:

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 
 from tests.cli.fake_daemon import FakeDaemon
@@ -77,6 +78,33 @@ def test_a_real_command_imports_nothing_heavy(fake: FakeDaemon) -> None:
     assert "actantctl.commands.agent" in imported
     assert _heavy(imported) == []
     assert "actantctl.commands.catalog" not in imported  # lazy: only the group that was named
+
+
+NOT_ON_THE_LIST_PATH = ("pathlib", "dataclasses", "actantctl.views", "actantctl.worktree_views",
+                        "actantctl.commands.agent_manage", "actantctl.environment")  # fmt: skip
+"""What ``agent list --json`` does without: each costs milliseconds at every call (see actantctl/cli.py)."""
+
+
+def test_agent_list_json_loads_only_its_own_command(fake: FakeDaemon) -> None:
+    """As a wheel install runs it: ``-S`` skips the dev venv's ``.pth`` files, whose editable-install finder
+    imports pathlib at every interpreter start; the package and click come from PYTHONPATH instead."""
+    fake.answer("agent.list", {"agents": [{"name": "a", "status": "Running"}]})
+    code = (
+        "import atexit, json, sys\n"
+        "atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.stderr))\n"
+        "from actantctl.cli import main\n"
+        f"sys.argv = ['actantctl', '--socket', {str(fake.path)!r}, 'agent', 'list', '--json']\n"
+        "main()\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), str(Path(click.__file__).parents[1])])}
+    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"agents": [{"name": "a", "status": "Running"}]}
+    imported = set(json.loads(proc.stderr.splitlines()[-1]))
+    assert "actantctl.commands.agent_list" in imported
+    assert [m for m in NOT_ON_THE_LIST_PATH if m in imported] == []
+    assert _heavy(imported) == []
 
 
 def test_not_running_exit_status_and_message(short_tmp: Path) -> None:
