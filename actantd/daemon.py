@@ -27,7 +27,7 @@ from actantd.config.service import ConfigService
 from actantd.config.store import seed_configs
 from actantd.config.watch import Reload
 from actantd.errors import ActantError
-from actantd.events import EventBus
+from actantd.events import Event, EventBus
 from actantd.identity import write_identity
 from actantd.instances.state import ACTIVE
 from actantd.journal import Journal
@@ -41,15 +41,18 @@ from actantd.rpc.server import RpcServer, inherited_listen_socket
 from actantd.rpc.services import DaemonInfo, Services
 from actantd.rpc.streams import LogStreams
 from actantd.supervisor import exits
-from actantd.supervisor.logs import LogGuard
+from actantd.supervisor.log_guard import LogGuard
 from actantd.supervisor.spawn import default_ignored_signals, set_child_subreaper
 
 log = logging.getLogger("actantd")
 
 HOUSEKEEPING_SECONDS = 1.0
+"""How often records kept in memory after a failed write are tried again, while there are any."""
+TRIM_AFTER_SECONDS = 10.0
+"""The heap is trimmed this long after the first call or transition since the last trim (never while idle)."""
 CONFIG_DEBOUNCE_MS = 50
 M_ARENA_MAX = -8  # glibc mallopt parameter
-TRIM_EVERY_ROUNDS = 10
+_ACTIVE_VALUES = frozenset(status.value for status in ACTIVE)
 
 
 class AlreadyRunning(Exception):
@@ -123,6 +126,10 @@ class Daemon:
         self._keep_agents = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._hup_tasks: set[asyncio.Task[Any]] = set()
+        self._housekeeping_due = asyncio.Event()
+        """Set when there may be housekeeping to do (a failed write, activity to trim after): no timer idles."""
+        self._active_since_trim = False
+        self.bus.subscribe(self._on_event, types=["transition", "instance"])
 
     def uptime(self) -> float:
         return round(time.monotonic() - self.started, 3)
@@ -137,6 +144,7 @@ class Daemon:
     async def _on_call(
         self, method: str, params: dict[str, Any], ctx: CallContext, outcome: CallOutcome, duration: float
     ) -> None:
+        self._note_activity()
         if self.methods.is_mutating(method):
             entry = self.journal.command(
                 method,
@@ -176,7 +184,8 @@ class Daemon:
         task.add_done_callback(self._hup_tasks.discard)
 
     def _active_log_paths(self) -> list[Path]:
-        """The log files :class:`LogGuard` keeps bounded: those of every active agent."""
+        """The log files :class:`LogGuard` keeps bounded: those of every active agent (built once, at start-up;
+        from then on each transition adds or removes its agent's files, see :meth:`_on_event`)."""
         return [
             self.layout.log_file(record.name, stream)
             for record in self.manager.records.values()
@@ -184,22 +193,54 @@ class Daemon:
             for stream in LOG_STREAMS
         ]
 
+    def _on_event(self, event: Event) -> None:
+        """Keep the log guard's set in step with the agents' states, and wake housekeeping when needed.
+
+        A transition into an active state (re)guards the agent's two log files (on every start, so a fresh
+        log that replaced the old one is picked up); one out of them releases them. O(1) per transition,
+        nothing per second."""
+        if event["type"] == "transition":
+            name, to, src = event.get("agent"), event.get("to"), event.get("from")
+            if isinstance(name, str):
+                if to in _ACTIVE_VALUES:
+                    self.log_guard.watch(self.layout.log_file(name, stream) for stream in LOG_STREAMS)
+                elif src in _ACTIVE_VALUES:
+                    self.log_guard.unwatch(self.layout.log_file(name, stream) for stream in LOG_STREAMS)
+            self._note_activity()
+        elif event.get("event") == "stateWriteFailed":
+            self._housekeeping_due.set()
+
+    def _note_activity(self) -> None:
+        if not self._active_since_trim:
+            self._active_since_trim = True
+            self._housekeeping_due.set()
+
     async def _housekeeping(self) -> None:
-        """Log rotation and returning freed heap memory to the system now and then. (Orphaned grandchildren,
-        of which we are the subreaper, are reaped on SIGCHLD by :class:`exits.OrphanReaper`, not here.)"""
-        rounds = 0
+        """Retry records kept in memory after a failed write (every second while there are any) and return
+        freed heap memory to the system some seconds after activity. Sleeps without a timer while there is
+        neither, so an idle daemon is never woken by it. (Orphaned grandchildren, of which we are the
+        subreaper, are reaped on SIGCHLD by :class:`exits.OrphanReaper`; log files are the guard's thread's.)"""
+        loop = asyncio.get_running_loop()
+        trim_at: float | None = None
         while not self._stop.is_set():
-            rounds += 1
+            timeout: float | None = None
+            if self.manager.unwritten:
+                timeout = HOUSEKEEPING_SECONDS
+            if trim_at is not None:
+                timeout = min(timeout or TRIM_AFTER_SECONDS, max(0.0, trim_at - loop.time()))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), HOUSEKEEPING_SECONDS)
+                await asyncio.wait_for(self._housekeeping_due.wait(), timeout)
+            self._housekeeping_due.clear()
             try:
-                # In a thread: copying a big log must never stall the event loop (an agent that writes fast
-                # must not make the daemon slow).
-                self.log_guard.sync(self._active_log_paths())  # rotation runs in the guard's thread
-                await self.manager.retry_unwritten()  # records kept in memory after a failed write
-                if rounds % TRIM_EVERY_ROUNDS == 0:
+                if self._active_since_trim and trim_at is None:
+                    trim_at = loop.time() + TRIM_AFTER_SECONDS
+                if self.manager.unwritten:
+                    await self.manager.retry_unwritten()
+                if trim_at is not None and loop.time() >= trim_at:
+                    self._active_since_trim = False
+                    trim_at = None
                     trim_heap()
-            except Exception:  # a failed round must not end rotation and reaping for the daemon's lifetime
+            except Exception:  # a failed round must not end housekeeping for the daemon's lifetime
                 log.exception("housekeeping round failed")
 
     async def run(self) -> int:
@@ -224,6 +265,7 @@ class Daemon:
         except BaseException:
             await self.server.close()
             raise
+        self.log_guard.sync(self._active_log_paths())  # once; transitions keep it in step from here on
         await self.server.start()
         self._tasks = [
             loop.create_task(self.configs.run(self._stop)),

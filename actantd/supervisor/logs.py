@@ -11,17 +11,17 @@ exactly that prefix with ``fallocate(FALLOC_FL_COLLAPSE_RANGE)``, which the kern
 writer's appends, so nothing is lost and nothing is duplicated (the live file keeps the unaligned tail, under
 one block). Elsewhere (tmpfs, btrfs...) we fall back to copy-to-EOF-then-truncate, with its tiny loss window.
 
-**What bounds the disk, for any writer.** Two rules, each holding by construction rather than by timing:
+**What bounds the disk, for any writer.** Two rules, the first by construction, the second by looking:
 
 - a backup never holds more than ``max_bytes`` (``2 * max_bytes`` on filesystems without
   ``FALLOC_FL_COLLAPSE_RANGE``, such as tmpfs): a collapse moves at most ``max_bytes`` per rotation and
   leaves the rest for the next; a writer that outran rotation by twice the limit loses its *oldest* excess
   (logged) rather than a backup growing with it;
-- the live file is watched, not polled: :class:`LogGuard` keeps a descriptor on every active agent's log
-  files and an inotify watch on each, so a rotation starts within milliseconds of the file passing
-  ``max_bytes`` (one ``fstat`` per event, coalesced by the kernel), with a once-a-second ``fstat`` sweep as a
-  fallback for filesystems without inotify. The live file's overshoot is then what the writer manages to
-  write during one rotation (copying ``max_bytes``), not during a polling interval.
+- the live file is looked at as soon as it is written and then as often as its growth requires:
+  :class:`~actantd.supervisor.log_guard.LogGuard` keeps a descriptor on every active agent's log files, an
+  inotify watch on each quiet one, and polls a file that is being written at an interval bounded by its
+  headroom to ``max_bytes`` (at most 0.1 s). The live file's overshoot is then what the writer manages to
+  write during one such interval and one rotation (copying ``max_bytes``).
 
 Why not the alternatives: a pipe through the daemon would bound the file exactly, but an agent must keep
 logging while the daemon is down or restarting (its output would block or die with the pipe);
@@ -46,11 +46,7 @@ import ctypes
 import errno
 import logging
 import os
-import select
-import struct
-import threading
-import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -576,222 +572,3 @@ async def follow(
                 await asyncio.wait_for(stop.wait(), interval)
     finally:
         follower.close()
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Watching active agents' logs
-
-
-IN_MODIFY = 0x00000002
-_INOTIFY_EVENT = struct.Struct("iIII")
-GUARD_SWEEP_SECONDS = 1.0
-"""Fallback sweep interval: one ``fstat`` per watched file per second, off the event loop."""
-
-_inotify_init1 = _libc.inotify_init1
-_inotify_init1.argtypes = [ctypes.c_int]
-_inotify_add_watch = _libc.inotify_add_watch
-_inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
-_inotify_rm_watch = _libc.inotify_rm_watch
-_inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
-
-
-@dataclass(slots=True)
-class _Watched:
-    path: Path
-    fd: int
-    wd: int
-    deleted_warned: bool = False
-
-
-class LogGuard:
-    """Keeps every active agent's log within bounds, from a thread of its own (see the module docstring).
-
-    The event loop only calls :meth:`sync` with the set of log paths that should be guarded (cost: the
-    difference with the previous set); all ``fstat``, rotation and truncation happen in the guard's thread,
-    on inotify events and in a bounded once-a-second sweep, so the loop never does per-file work per tick.
-    """
-
-    def __init__(
-        self,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-        backups: int = DEFAULT_BACKUPS,
-        *,
-        sweep_seconds: float = GUARD_SWEEP_SECONDS,
-    ) -> None:
-        self.max_bytes = max_bytes
-        self.backups = backups
-        self.sweep_seconds = sweep_seconds
-        self.rotations = 0
-        self.truncated_deleted = 0
-        self._lock = threading.Lock()  # the guard thread's state; held through a rotation
-        self._wanted_lock = threading.Lock()  # only the wanted set: never held for long
-        self._wanted: frozenset[Path] = frozenset()
-        self._applied = threading.Condition(threading.Lock())
-        self._applied_wanted: frozenset[Path] | None = None
-        self._by_path: dict[Path, _Watched] = {}
-        self._by_wd: dict[int, _Watched] = {}
-        self._inotify = _inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, name="log-guard", daemon=True)
-        self._thread.start()
-
-    def sync(self, paths: Iterable[Path]) -> None:
-        """Guard exactly ``paths`` from now on (files that do not exist yet are tried again on later rounds).
-
-        Only swaps a set and wakes the guard thread: opening, checking and rotating happen there, so a
-        rotation in progress never makes the caller (the event loop) wait.
-        """
-        wanted = frozenset(paths)
-        with self._wanted_lock:
-            changed = wanted != self._wanted
-            self._wanted = wanted
-        if changed:
-            self._wake()
-
-    @property
-    def guarded(self) -> frozenset[Path]:
-        with self._lock:
-            return frozenset(self._by_path)
-
-    def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Block until the guard thread has applied the latest :meth:`sync` (tests)."""
-        deadline = time.monotonic() + timeout
-        with self._applied:
-            while self._applied_wanted is not self._wanted:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._applied.wait(remaining)
-        return True
-
-    def close(self) -> None:
-        self._stop = True
-        self._wake()
-        self._thread.join()
-        with self._lock:
-            for watched in list(self._by_path.values()):
-                self._drop(watched)
-        for fd in (self._inotify, self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-    def _wake(self) -> None:
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
-
-    def _apply_wanted(self) -> None:
-        with self._wanted_lock:
-            wanted = self._wanted
-        for path in [p for p in self._by_path if p not in wanted]:
-            self._drop(self._by_path[path])
-        for path in wanted:
-            if path not in self._by_path:
-                self._add(path)
-        with self._applied:
-            self._applied_wanted = wanted
-            self._applied.notify_all()
-
-    # -- internals (called with _lock held)
-
-    def _add(self, path: Path) -> None:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError:
-            return
-        wd = -1
-        if self._inotify >= 0:
-            wd = _inotify_add_watch(self._inotify, f"/proc/self/fd/{fd}".encode(), IN_MODIFY)
-        watched = _Watched(path, fd, wd)
-        self._by_path[path] = watched
-        if wd >= 0:
-            self._by_wd[wd] = watched
-        self._check(watched)
-
-    def _drop(self, watched: _Watched) -> None:
-        self._by_path.pop(watched.path, None)
-        if watched.wd >= 0:
-            self._by_wd.pop(watched.wd, None)
-            _inotify_rm_watch(self._inotify, watched.wd)
-        with contextlib.suppress(OSError):
-            os.close(watched.fd)
-
-    def _check(self, watched: _Watched) -> None:
-        """One ``fstat``; rotate or, for a deleted file, truncate."""
-        try:
-            st = os.fstat(watched.fd)
-            if st.st_nlink == 0:
-                if st.st_size > 0:
-                    os.ftruncate(watched.fd, 0)
-                    self.truncated_deleted += 1
-                    if not watched.deleted_warned:
-                        watched.deleted_warned = True
-                        log.warning(
-                            "%s was deleted while its agent writes to it; discarding that output (restart the "
-                            "agent to log again)",
-                            watched.path,
-                        )
-                return
-            if st.st_size < self.max_bytes:
-                return
-            current = os.stat(watched.path)
-            if (current.st_dev, current.st_ino) != (st.st_dev, st.st_ino):
-                return  # the path names another file now: the sweep moves the guard to it
-            if rotate_if_needed(watched.path, self.max_bytes, self.backups):
-                self.rotations += 1
-        except OSError as exc:
-            log.debug("log guard: %s: %s", watched.path, exc)
-
-    def _run(self) -> None:
-        poller = select.poll()
-        if self._inotify >= 0:
-            poller.register(self._inotify, select.POLLIN)
-        poller.register(self._wake_r, select.POLLIN)
-        while not self._stop:
-            ready = poller.poll(self.sweep_seconds * 1000)
-            try:
-                with self._lock:
-                    woken = any(fd == self._wake_r for fd, _ in ready)
-                    if woken:
-                        with contextlib.suppress(OSError):
-                            os.read(self._wake_r, 4096)
-                    if woken or not ready:  # a new set, or the sweep (which also retries files not there yet)
-                        self._apply_wanted()
-                    if not ready:  # the fallback sweep: one fstat per file per interval
-                        for watched in list(self._by_path.values()):
-                            self._reopen_if_replaced(watched)
-                            self._check(watched)
-                        continue
-                    for wd in self._read_events():
-                        hit = self._by_wd.get(wd)
-                        if hit is not None:
-                            self._check(hit)
-            except Exception:  # the guard must outlive any one bad file
-                log.exception("log guard round failed")
-
-    def _read_events(self) -> set[int]:
-        wds: set[int] = set()
-        while True:
-            try:
-                data = os.read(self._inotify, 64 * 1024)
-            except BlockingIOError:
-                return wds
-            except OSError:
-                return wds
-            pos = 0
-            while pos + _INOTIFY_EVENT.size <= len(data):
-                wd, _mask, _cookie, length = _INOTIFY_EVENT.unpack_from(data, pos)
-                wds.add(wd)
-                pos += _INOTIFY_EVENT.size + length
-
-    def _reopen_if_replaced(self, watched: _Watched) -> None:
-        """The path names a new file (the agent was restarted into a fresh log): guard that one instead."""
-        try:
-            current = os.stat(watched.path)
-            st = os.fstat(watched.fd)
-        except OSError:
-            return
-        if (current.st_dev, current.st_ino) != (st.st_dev, st.st_ino):
-            path = watched.path
-            self._drop(watched)
-            self._add(path)

@@ -12,7 +12,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.context import Ctx
-from bench.figures import cli_list, crash, list_socket, ping, restart, rss, scale, skill, start, startup, stop
+from bench.figures import (
+    cli_list,
+    crash,
+    idle,
+    list_socket,
+    ping,
+    restart,
+    rss,
+    scale,
+    skill,
+    start,
+    startup,
+    stop,
+)
 from bench.report import Row
 
 
@@ -24,7 +37,7 @@ class Figure:
     budget_seconds: float
 
 
-_MODULES = (cli_list, list_socket, ping, crash, restart, start, stop, startup, rss, skill, scale)
+_MODULES = (cli_list, list_socket, ping, crash, restart, start, stop, startup, rss, skill, idle, scale)
 FIGURES = tuple(Figure(m.NAME, m.run, m.ROWS, m.BUDGET) for m in _MODULES)
 
 BY_NAME = {f.name: f for f in FIGURES}

@@ -1,8 +1,7 @@
 """Scale mode: one daemon with 1,000 running agents (200 with ``--quick``), the figures that grow with N.
 
-- Idle CPU: the daemon's user+system ticks (``/proc/PID/stat``) over a quiet window after everything settled,
-  with 0, 100 and N running ``sleep`` agents; supervisord with the same number of programs is measured in the
-  same window (both idle side by side), for context.
+(Idle CPU at 0, 100 and N agents is its own figure, :mod:`bench.figures.idle`, so it can be run alone.)
+
 - Exit detection: SIGKILL of one agent (restarted at once by policy) to the ``Crashed`` event, first with it
   the only running agent, then with N running; the target is on the ratio of the p99s.
 - ``agent.list`` over the socket with N *running* agents: sequential calls, timed to the reply's last byte.
@@ -28,8 +27,6 @@ from bench.supervisor import Supervisord
 
 NAME = "scale"
 ROWS = (
-    ("idle daemon CPU with 100 running agents", "≤ 0.3 %"),
-    ("idle daemon CPU with 1,000 running agents", "≤ 0.5 %"),
     ("agent killed → `Crashed` event, p99 with 1,000 running", "≤ 3 x p99 with one running"),
     ("`agent.list` over the socket, 1,000 running agents", "p50 ≤ 5 ms, p99 ≤ 10 ms"),
     ("daemon RSS with 500 running agents", "≤ supervisord's with 500 programs"),
@@ -37,22 +34,6 @@ ROWS = (
 )
 BUDGET = 1500.0
 CRASHY = "crashy"
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _ticks(pid: int) -> int:
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        fields = f.read().rsplit(b")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def _idle_cpu(pids: list[int], seconds: float) -> list[float]:
-    """Percent of one CPU each pid used over the same ``seconds`` window."""
-    before = [_ticks(p) for p in pids]
-    t0 = time.monotonic()
-    time.sleep(seconds)
-    elapsed = time.monotonic() - t0
-    return [100.0 * (_ticks(p) - b) / TICK / elapsed for p, b in zip(pids, before, strict=True)]
 
 
 def _is(to: str) -> Callable[[Event], bool]:
@@ -96,34 +77,22 @@ def _list_times(rpc: Rpc, count: int, calls: int) -> list[float]:
 def run(ctx: Ctx) -> list[Row]:
     n = ctx.pick(1000, 200)
     mid = min(500, n)
-    window = ctx.pick(20, 5)
     rounds = ctx.pick(100, 20)
-    keys = ("idle100", "idleN", "exit", "list", "rss", "shutdown")
+    keys = ("exit", "list", "rss", "shutdown")
     rows = {k: Row(NAME, *r) for k, r in zip(keys, ROWS, strict=True)}
     daemon = ActantDaemon(ctx.workdir("scale-actant"), ctx.procs)
     names = generate_instances(daemon.home, n - 1)
     daemon.start()
-    sup100 = Supervisord(ctx.workdir("scale-supervisord-100"), ctx.procs, 100, startsecs=0)
-    sup100.start()
     notes: list[str] = []
     with daemon.rpc(timeout=600) as rpc, daemon.rpc() as events:
         rpc.call("events.subscribe", {"types": ["transition"]})
         events.call("events.subscribe", {"agent": CRASHY, "types": ["transition"]})
         rpc.call("agent.create", {"name": CRASHY, "template": CRASH_TEMPLATE})
-        time.sleep(2)
-        idle0 = _idle_cpu([daemon.pid], window)[0]
         rpc.call("agent.start", {"name": CRASHY, "wait": False})
         events.wait_event(_is("Running"), timeout=30)
         one_p50, one_p99 = _crash_p99(rpc, events, rounds)
 
-        start_all(rpc, names[:99], timeout=600)
-        sup100.start_all()
-        time.sleep(2)
-        idle100, sup_idle100 = _idle_cpu([daemon.pid, sup100.pid], window)
-        sup100.stop_all()
-        sup100.stop()
-
-        start_all(rpc, names[99 : mid - 1], timeout=600)
+        start_all(rpc, names[: mid - 1], timeout=600)
         sup500 = Supervisord(ctx.workdir("scale-supervisord-500"), ctx.procs, mid, startsecs=0)
         sup500.start()
         sup500.start_all()
@@ -138,7 +107,6 @@ def run(ctx: Ctx) -> list[Row]:
 
         start_all(rpc, names[mid - 1 :], timeout=600)
         time.sleep(2)
-        idle_n = _idle_cpu([daemon.pid], window)[0]
         n_p50, n_p99 = _crash_p99(rpc, events, rounds)
         with daemon.rpc() as lister:  # not subscribed: every line is a reply
             listed = _list_times(lister, n, ctx.pick(300, 50))
@@ -151,12 +119,6 @@ def run(ctx: Ctx) -> list[Row]:
         time.sleep(0.001)
     shutdown = time.perf_counter() - t0
 
-    rows["idle100"].actant = f"{idle100:.2f} %"
-    rows["idle100"].peer = f"supervisord {sup_idle100:.2f} % (context)"
-    rows["idle100"].result = verdict(idle100 <= 0.3)
-    rows["idleN"].figure = rows["idleN"].figure.replace("1,000", f"{n:,}")
-    rows["idleN"].actant = f"{idle_n:.2f} % (no agents: {idle0:.2f} %)"
-    rows["idleN"].result = verdict(idle_n <= 0.5)
     rows["exit"].figure = rows["exit"].figure.replace("1,000", f"{n:,}")
     rows["exit"].actant = f"p99 {ms(n_p99)} (one running: {ms(one_p99)}; {n_p99 / one_p99:.2f} x)"
     rows["exit"].result = verdict(n_p99 <= 3 * one_p99)
@@ -172,10 +134,9 @@ def run(ctx: Ctx) -> list[Row]:
     rows["shutdown"].actant = f"{secs(shutdown)} (exit code {code})"
     rows["shutdown"].result = verdict(shutdown <= 3.0 and code == 0)
     notes.append(
-        f"Idle windows of {window} s after 2 s of settling; user+system ticks of the daemon process "
-        f"(1/{TICK} s resolution). Exit detection: {rounds} SIGKILLs after 3 warm-ups each, "
+        f"Exit detection: {rounds} SIGKILLs after 3 warm-ups each, "
         f"one running p50 {ms(one_p50)}, {n:,} running p50 {ms(n_p50)}."
     )
     for row in rows.values():
-        row.notes = list(notes) if row is rows["idle100"] else []
+        row.notes = list(notes) if row is rows["exit"] else []
     return list(rows.values())

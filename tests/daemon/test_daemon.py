@@ -352,3 +352,17 @@ def test_agents_start_with_default_signals_when_the_daemon_inherited_ignored_one
             assert not ignores(daemon_mask, sig), f"daemon still ignores {sig.name}: SigIgn {daemon_mask:#x}"
     finally:
         assert d.stop() == 0
+
+
+def test_the_log_guard_follows_agents_as_they_start_and_stop(daemon: InProcessDaemon) -> None:
+    """The guard's set changes with each transition (nothing rebuilds it on a timer): an agent's two log files
+    are guarded from its start to its stop."""
+    guard = daemon.daemon.log_guard
+    logs = {daemon.home / "logs" / "a" / f"{stream}.log" for stream in ("stdout", "stderr")}
+    daemon.call("agent.create", {"name": "a", "template": "sleeper"})
+    daemon.call("agent.start", {"name": "a"})
+    assert guard.wait_idle()
+    assert logs <= guard.guarded
+    daemon.call("agent.stop", {"name": "a"})
+    assert guard.wait_idle()
+    assert not logs & guard.guarded

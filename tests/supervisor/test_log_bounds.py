@@ -3,8 +3,8 @@
 Before: rotation was a once-a-second check from the daemon's housekeeping that copied the whole file, so an
 agent writing 1 GiB fast left 1.35 GiB of logs with backups of 400-600 MiB (documented: 10 MiB x 3), and a
 log directory deleted under a writer grew an invisible file forever. Now each backup is capped by
-construction, a :class:`LogGuard` thread reacts to inotify events within milliseconds, and a deleted log
-is truncated through the guard's descriptor.
+construction, a :class:`LogGuard` thread hears of a quiet file's first write from inotify and then polls it
+as often as its headroom to the cap requires, and a deleted log is truncated through the guard's descriptor.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from actantd.supervisor.logs import LogGuard, backup_path, rotate_if_needed
+from actantd.supervisor.log_guard import LogGuard
+from actantd.supervisor.logs import backup_path, rotate_if_needed
 
 MIB = 1024 * 1024
 BACKUPS = 3
@@ -53,7 +55,39 @@ def _disk(path: Path) -> tuple[int, int]:
     return apparent, allocated
 
 
-def _run_fast_writer(tmp_path: Path, total_mib: int, max_bytes: int) -> tuple[int, int]:
+def _slow_then_fast_writer(path: Path, slow_lines: int, fast_mib: int) -> subprocess.Popen[bytes]:
+    """A child writing ``slow_lines`` lines 20 ms apart, then ``slow`` on stdout; after a line on its stdin,
+    ``fast_mib`` MiB as fast as it can, then ``done``."""
+    code = (
+        "import os,sys,time\n"
+        f"fd = os.open({str(path)!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)\n"
+        f"for i in range({slow_lines}):\n"
+        "    os.write(fd, b'slow %d\\n' % i)\n"
+        "    time.sleep(0.02)\n"
+        "sys.stdout.write('slow\\n'); sys.stdout.flush()\n"
+        "sys.stdin.readline()\n"
+        "line = (b'x' * 1023 + b'\\n') * 64\n"
+        f"for _ in range({fast_mib} * 16):\n"
+        "    os.write(fd, line)\n"
+        "sys.stdout.write('done\\n'); sys.stdout.flush()\n"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True
+    )
+
+
+def _wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll with a deadline, for a state of the guard thread that nothing announces."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+def _run_fast_writer(tmp_path: Path, total_mib: int, max_bytes: int, *, slow_first: int = 0) -> tuple[int, int]:
+    """Guard one log while a child writes ``total_mib`` MiB to it as fast as it can; with ``slow_first``, that
+    many slow lines come first and the burst starts only once the guard has gone back to waiting for a write
+    (the file is quiet). Returns the peak and final bytes of the log and its backups."""
     log = tmp_path / "stdout.log"
     log.touch()
     guard = LogGuard(max_bytes, BACKUPS)
@@ -66,11 +100,21 @@ def _run_fast_writer(tmp_path: Path, total_mib: int, max_bytes: int) -> tuple[in
             stop.wait(0.002)
 
     sampler = threading.Thread(target=sample)
+    proc: subprocess.Popen[bytes] | None = None
     try:
         guard.sync([log])
         assert guard.wait_idle()
         sampler.start()
-        proc = _writer(log, total_mib)
+        if slow_first:
+            proc = _slow_then_fast_writer(log, slow_first, total_mib)
+            assert proc.stdout is not None and proc.stdin is not None
+            assert proc.stdout.readline() == b"slow\n"
+            _wait_until(lambda: log in guard.quiet)
+            assert guard.rotations == 0
+            proc.stdin.write(b"go\n")
+            proc.stdin.flush()
+        else:
+            proc = _writer(log, total_mib)
         assert proc.stdout is not None
         assert proc.stdout.readline() == b"done\n"
         proc.stdin.close()  # type: ignore[union-attr]
@@ -84,6 +128,9 @@ def _run_fast_writer(tmp_path: Path, total_mib: int, max_bytes: int) -> tuple[in
         if sampler.is_alive():
             sampler.join()
         guard.close()
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
     for n in range(1, BACKUPS + 1):
         b = backup_path(log, n)
         assert b.exists() and b.stat().st_size <= max_bytes, (n, b.stat().st_size)
@@ -103,6 +150,18 @@ def test_a_fast_writer_cannot_take_logs_past_their_bound(tmp_path: Path) -> None
     # before the guard thread gets a CPU, which depends on the machine's load: assert only that rotation ran
     # while the writer wrote (the old once-a-second copy left 95 MiB backups of this burst).
     assert peak < 64 * MIB, f"peak {peak / MIB:.1f} MiB"
+
+
+def test_a_quiet_log_that_starts_writing_fast_is_rotated_within_the_bound(tmp_path: Path) -> None:
+    """The guard looks at a quiet file only when it is written: the first write of a burst after a quiet spell
+    (here after slow writes, which the guard polled and then stopped polling) must still start rotation at
+    once, not after some long interval chosen while the file was quiet."""
+    max_bytes = 1 * MIB
+    peak, final = _run_fast_writer(tmp_path, 96, max_bytes, slow_first=25)
+    bound = (BACKUPS + 1) * max_bytes
+    print(f"quiet, then 96 MiB fast: peak {peak / MIB:.1f} MiB, final {final / MIB:.1f} MiB")
+    assert final <= bound
+    assert peak < 64 * MIB, f"peak {peak / MIB:.1f} MiB"  # rotation ran during the burst (see above)
 
 
 @pytest.mark.soak
