@@ -3,7 +3,8 @@
 This replaced the ``watchfiles`` package. The daemon only needs "something under the configs folder changed,
 roughly here", and watchfiles brought a Rust extension, ``anyio`` and (through ``watchfiles.run``)
 ``multiprocessing``, about 1.5 MiB of the daemon's RSS before it watched anything. Here it is one inotify
-descriptor read by the loop's own ``add_reader``, through ``ctypes`` (already loaded for ``prctl``).
+descriptor read by the loop's own ``add_reader`` (the ``ctypes`` calls are in ``actantd/inotify.py``,
+shared with the log guard).
 
 - **Recursive, new folders included.** Every directory of the tree gets a watch, except those the loader
   skips (hidden and editor-temp names, :func:`actantd.config.files.is_ignored_name`). A folder created or moved
@@ -31,34 +32,33 @@ import ctypes
 import errno
 import logging
 import os
-import struct
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
+from actantd import inotify
 from actantd.config.files import is_ignored_name
-from actantd.libc import libc
+from actantd.inotify import (
+    IN_ATTRIB,
+    IN_CLOSE_WRITE,
+    IN_CREATE,
+    IN_DELETE,
+    IN_DELETE_SELF,
+    IN_IGNORED,
+    IN_ISDIR,
+    IN_MODIFY,
+    IN_MOVE_SELF,
+    IN_MOVED_FROM,
+    IN_MOVED_TO,
+    IN_ONLYDIR,
+    IN_Q_OVERFLOW,
+    IN_UNMOUNT,
+    InotifyUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
-
-IN_MODIFY = 0x2
-IN_ATTRIB = 0x4
-IN_CLOSE_WRITE = 0x8
-IN_MOVED_FROM = 0x40
-IN_MOVED_TO = 0x80
-IN_CREATE = 0x100
-IN_DELETE = 0x200
-IN_DELETE_SELF = 0x400
-IN_MOVE_SELF = 0x800
-IN_UNMOUNT = 0x2000
-IN_Q_OVERFLOW = 0x4000
-IN_IGNORED = 0x8000
-IN_ONLYDIR = 0x01000000
-IN_ISDIR = 0x40000000
-IN_NONBLOCK = os.O_NONBLOCK
-IN_CLOEXEC = os.O_CLOEXEC
 
 WATCH_MASK = (
     IN_MODIFY
@@ -72,28 +72,10 @@ WATCH_MASK = (
     | IN_MOVE_SELF
     | IN_ONLYDIR
 )
-_EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (then len bytes of name)
-_READ_SIZE = 64 * 1024
-
-
-class InotifyUnavailable(OSError):
-    """No inotify here (or a kernel limit reached): fall back to polling."""
 
 
 class RootGone(OSError):
     """The watched folder itself was deleted, moved or unmounted."""
-
-
-def _inotify_calls() -> tuple[Callable[[int], int], Callable[[int, bytes, int], int], Callable[[int, int], int]]:
-    c = libc()
-    try:
-        init1, add, rm = c.inotify_init1, c.inotify_add_watch, c.inotify_rm_watch
-    except AttributeError as exc:  # not glibc/musl on Linux
-        raise InotifyUnavailable(errno.ENOSYS, "no inotify in this C library") from exc
-    init1.argtypes, init1.restype = [ctypes.c_int], ctypes.c_int
-    add.argtypes, add.restype = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32], ctypes.c_int
-    rm.argtypes, rm.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return init1, add, rm
 
 
 def _walk_dirs(top: Path) -> list[Path]:
@@ -119,12 +101,7 @@ class Inotify:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._init1, self._add, self._rm = _inotify_calls()
-        fd = self._init1(IN_NONBLOCK | IN_CLOEXEC)
-        if fd < 0:
-            err = ctypes.get_errno()
-            raise InotifyUnavailable(err, f"inotify_init1: {os.strerror(err)}")
-        self.fd = fd
+        self.fd = inotify.open_descriptor()
         self._dirs: dict[int, Path] = {}
         self._wds: dict[Path, int] = {}
         try:
@@ -148,7 +125,7 @@ class Inotify:
             self.fd = -1
 
     def _watch(self, directory: Path, *, strict: bool = False) -> int:
-        wd = self._add(self.fd, os.fsencode(directory), WATCH_MASK)
+        wd = inotify.add_watch(self.fd, os.fsencode(directory), WATCH_MASK)
         if wd < 0:
             err = ctypes.get_errno()
             if err == errno.ENOSPC:  # fs.inotify.max_user_watches reached
@@ -170,7 +147,7 @@ class Inotify:
             if self._dirs.get(wd) == path:
                 del self._dirs[wd]
                 with contextlib.suppress(OSError):
-                    self._rm(self.fd, wd)  # already gone for a deleted folder: the kernel dropped it
+                    inotify.rm_watch(self.fd, wd)  # already gone for a deleted folder: the kernel dropped it
 
     def _add_tree(self, directory: Path) -> set[Path]:
         """Watch a folder that appeared (created, or moved in) and everything below it; report its contents."""
@@ -183,17 +160,8 @@ class Inotify:
         the root went away, :class:`InotifyUnavailable` if the watch limit stops a new folder's watch."""
         changed: set[Path] = set()
         gone = False
-        while True:
-            try:
-                data = os.read(self.fd, _READ_SIZE)
-            except BlockingIOError:
-                break
-            offset = 0
-            while offset + _EVENT.size <= len(data):
-                wd, mask, _cookie, size = _EVENT.unpack_from(data, offset)
-                raw = data[offset + _EVENT.size : offset + _EVENT.size + size].split(b"\0", 1)[0]
-                offset += _EVENT.size + size
-                gone |= self._event(wd, mask, os.fsdecode(raw), changed)
+        for wd, mask, name in inotify.read_events(self.fd):
+            gone |= self._event(wd, mask, os.fsdecode(name), changed)
         if gone:
             raise RootGone(errno.ENOENT, "the watched folder went away", str(self.root))
         return changed

@@ -37,19 +37,19 @@ it grows, so its space comes back.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import heapq
 import itertools
 import logging
 import os
 import select
-import struct
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from actantd import inotify
+from actantd.inotify import IN_IGNORED, IN_MODIFY, IN_Q_OVERFLOW, InotifyUnavailable
 from actantd.limits import LOG_BACKUPS as DEFAULT_BACKUPS
 from actantd.limits import LOG_MAX_BYTES as DEFAULT_MAX_BYTES
 from actantd.supervisor.logs import rotate_if_needed
@@ -72,18 +72,14 @@ MISSING_RETRY_MAX_SECONDS = 30.0
 _SLACK_SECONDS = 0.001
 """Looks due this soon are taken in the same round (fewer wake-ups with many writers)."""
 
-IN_MODIFY = 0x00000002
-IN_Q_OVERFLOW = 0x00004000
-IN_IGNORED = 0x00008000
-_INOTIFY_EVENT = struct.Struct("iIII")
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_inotify_init1 = _libc.inotify_init1
-_inotify_init1.argtypes = [ctypes.c_int]
-_inotify_add_watch = _libc.inotify_add_watch
-_inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
-_inotify_rm_watch = _libc.inotify_rm_watch
-_inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
+def _open_inotify() -> int:
+    """The guard's inotify descriptor, or -1: without one, every file is polled."""
+    try:
+        return inotify.open_descriptor()
+    except InotifyUnavailable as exc:
+        log.warning("log guard: no inotify (%s); polling every log once a second", exc.strerror)
+        return -1
 
 
 @dataclass(slots=True, eq=False)
@@ -129,7 +125,7 @@ class LogGuard:
         self._order = itertools.count()
         self._missing: dict[Path, tuple[float, float]] = {}
         """Wanted paths that could not be opened: (when to try again, the current backoff)."""
-        self._inotify = _inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._inotify = _open_inotify()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="log-guard", daemon=True)
@@ -258,19 +254,11 @@ class LogGuard:
         """Each file written since its watch was armed is looked at now and polled from then on."""
         hits: dict[int, int] = {}
         overflow = False
-        while True:
-            try:
-                data = os.read(self._inotify, 64 * 1024)
-            except OSError:  # BlockingIOError: the queue is drained
-                break
-            pos = 0
-            while pos + _INOTIFY_EVENT.size <= len(data):
-                wd, mask, _cookie, length = _INOTIFY_EVENT.unpack_from(data, pos)
-                pos += _INOTIFY_EVENT.size + length
-                if mask & IN_Q_OVERFLOW:
-                    overflow = True
-                else:
-                    hits[wd] = hits.get(wd, 0) | mask
+        for wd, mask, _name in inotify.read_events(self._inotify):
+            if mask & IN_Q_OVERFLOW:
+                overflow = True
+            else:
+                hits[wd] = hits.get(wd, 0) | mask
         if overflow:  # events were lost: look at every quiet file
             for wd in self._by_wd:
                 hits[wd] = hits.get(wd, 0) | IN_MODIFY
@@ -324,7 +312,7 @@ class LogGuard:
             return True
         if self._inotify < 0:
             return False
-        wd = _inotify_add_watch(self._inotify, f"/proc/self/fd/{watched.fd}".encode(), IN_MODIFY)
+        wd = inotify.add_watch(self._inotify, f"/proc/self/fd/{watched.fd}".encode(), IN_MODIFY)
         if wd < 0 or wd in self._by_wd:  # out of watches, or the same inode under two paths: poll this one
             return False
         watched.wd = wd
@@ -334,7 +322,7 @@ class LogGuard:
     def _disarm(self, watched: _Watched) -> None:
         if watched.wd >= 0:
             self._by_wd.pop(watched.wd, None)
-            _inotify_rm_watch(self._inotify, watched.wd)
+            inotify.rm_watch(self._inotify, watched.wd)
             watched.wd = -1
 
     def _schedule(self, watched: _Watched, at: float) -> None:

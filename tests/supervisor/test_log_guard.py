@@ -7,6 +7,7 @@ picked up on its next ``watch``. The size bounds themselves are in ``test_log_bo
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from actantd import inotify
 from actantd.supervisor import log_guard
 from actantd.supervisor.log_guard import LogGuard
 
@@ -87,7 +89,10 @@ def test_a_steady_writer_is_polled_not_looked_at_per_write(tmp_path: Path) -> No
 
 
 def test_without_inotify_files_are_polled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(log_guard, "_inotify_init1", lambda flags: -1)
+    def unavailable() -> int:
+        raise inotify.InotifyUnavailable(errno.ENOSYS, "no inotify in this test")
+
+    monkeypatch.setattr(inotify, "open_descriptor", unavailable)
     log = tmp_path / "stdout.log"
     log.touch()
     guard = LogGuard(1 * MIB, 3)
