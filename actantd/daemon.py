@@ -331,8 +331,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+SWITCH_INTERVAL = 0.0005
+"""Seconds a thread may hold the GIL while another waits for it (Python's default is 5 ms). The daemon's
+worker threads (state writes, spawns, ``/proc`` reads) make short system calls, each giving the GIL back
+and waiting for it again; behind a busy event loop (a burst of 500 stops) each wait took up to the whole
+interval, which made a stop of 500 agents up to twice as slow on a loaded 2-core machine (issue #13)."""
+
+
 def main(argv: list[str] | None = None, loop: str | None = None) -> None:
     args = parse_args(argv)
+    sys.setswitchinterval(SWITCH_INTERVAL)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )

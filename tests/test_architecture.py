@@ -27,7 +27,7 @@ LAYER_RULES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("actantd.supervisor.", ("actantd.instances", "actantd.config", "actantd.launch", "actantd.rpc",
                              "actantd.manager", "actantd.daemon"),
      ("actantd.supervisor.process", "actantd.supervisor.start_check", "actantd.supervisor.health_watch",
-      "actantd.supervisor.retry")),
+      "actantd.supervisor.retry", "actantd.supervisor.restarts", "actantd.supervisor.control")),
     ("actantd.instances.", ("actantd.rpc", "actantd.manager", "actantd.daemon"), ()),
     ("actantd.config.", ("actantd.instances", "actantd.supervisor", "actantd.rpc", "actantd.manager",
                          "actantd.daemon"), ()),

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from actantd.errors import (
     StateWrite,
 )
 from actantd.events import EventBus
-from actantd.instances.record import InstanceRecord, utc_now, workspace_path
+from actantd.instances.record import InstanceRecord, Step, utc_now, workspace_path
 from actantd.instances.state import ACTIVE, LIVE, RESTART_PENDING, START_ACCEPTED, SUPERVISED, Status, check_transition
 from actantd.instances.store import InstanceStore
 from actantd.journal import Journal
@@ -161,16 +161,23 @@ class Lifecycle:
         if all(getattr(current, key) == value for key, value in changes.items()):
             return current
         new = msgspec.structs.replace(current, updated_at=utc_now(), **changes)
-        await asyncio.to_thread(self.store.write, new)
+        await self.store.commit(new)
         self.records[name] = new
         return new
 
     async def transition(self, record: InstanceRecord, to: Status, reason: str, **changes: Any) -> InstanceRecord:
-        """Check, persist, journal, publish — in that order.
+        """Check, persist, journal, publish — in that order (:meth:`transitions` with one step)."""
+        return await self.transitions(record, (Step(to, reason, changes),))
 
-        The write (two fsyncs) runs in a worker thread: the caller holds the instance's lock, so the order of
-        one instance's transitions is kept, while fsyncs of different instances overlap (the filesystem
-        commits them together) and reads never wait behind a disk flush.
+    async def transitions(self, record: InstanceRecord, steps: Sequence[Step]) -> InstanceRecord:
+        """Check every step, persist the last record once, then journal and publish every step in order.
+
+        For moves with no wait between them (a crash restarted at once: Crashed, Restarting, Starting): one
+        durable write instead of one per step. Nothing is announced before it is on disk: the file holds the
+        newest of the chain, so every announced state is one the record has reached, and the journal still
+        has each step. The write goes through the store's group commit (:mod:`.group_commit`): the caller
+        holds the instance's lock, so one instance's transitions stay in order, while those of different
+        instances share their fsyncs, and reads never wait behind a disk flush.
 
         When the write fails (full disk, instance directory deleted by hand, immutable file, read-only
         mount), it depends on where the instance is going (hardening #10, class 3):
@@ -178,22 +185,26 @@ class Lifecycle:
         - into Starting or Running, nothing changes and :class:`StateWrite` is raised: a process must never
           run that the disk does not know about (a crash of the daemon would leave it unsupervised);
         - anywhere else (stopping, stopped, crashed, restarting, failed) the truth is kept in memory, the
-          transition is journaled and published, the failure is announced (``stateWriteFailed``) and the
+          transitions are journaled and published, the failure is announced (``stateWriteFailed``) and the
           write retried by :meth:`retry_unwritten`. Killing a process, or acting on its crash, must never
           depend on the disk.
         """
-        check_transition(record.status, to, name=record.name)
-        new = msgspec.structs.replace(record, status=to, reason=reason, updated_at=utc_now(), **changes)
+        new, src = record, record.status
+        for step in steps:
+            check_transition(new.status, step.to, name=record.name)
+            new = msgspec.structs.replace(new, status=step.to, reason=step.reason, updated_at=utc_now(), **step.changes)
         try:
-            await asyncio.to_thread(self.store.write, new)
+            await self.store.commit(new)
         except StateWrite as exc:
-            if to in _STRICT_WRITES:
+            if new.status in _STRICT_WRITES:
                 raise
             self._remember_unwritten(new, exc)
         else:
             self.unwritten.pop(record.name, None)
         self.records[record.name] = new
-        self.announce(record.name, record.status, to, reason)
+        for step in steps:
+            self.announce(record.name, src, step.to, step.reason)
+            src = step.to
         return new
 
     def _remember_unwritten(self, record: InstanceRecord, exc: StateWrite) -> None:
@@ -220,7 +231,7 @@ class Lifecycle:
                     self.unwritten.pop(name, None)
                     continue
                 try:
-                    await asyncio.to_thread(self.store.write, record)
+                    await self.store.commit(record)
                 except StateWrite as exc:
                     self.unwritten[name] = exc.message
                     continue

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -107,6 +107,15 @@ class InstanceRecord(msgspec.Struct, rename="camel", frozen=True, kw_only=True):
 
 
 _encoder = msgspec.json.Encoder()
+
+
+class Step(NamedTuple):
+    """One transition of a chain that shares one durable write (``Lifecycle.transitions``): the status moved
+    to, the reason the journal and the event carry, and the record fields it changes."""
+
+    to: Status
+    reason: str
+    changes: dict[str, Any] = {}  # never mutated: the shared default is read, never written
 
 
 def encode(record: InstanceRecord) -> bytes:

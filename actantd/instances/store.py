@@ -16,7 +16,6 @@ whose workspace is a git worktree follows the same rules, with git's registratio
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import shutil
@@ -32,6 +31,7 @@ import msgspec
 from actantd import fsutil
 from actantd.errors import DestroyRefused, InstanceCorrupted, InvalidName, SchemaTooNew, StateWrite, WorkspaceInit
 from actantd.instances import worktree
+from actantd.instances.group_commit import GroupCommit, state_write_error
 from actantd.instances.record import InstanceRecord, decode, encode
 from actantd.instances.worktree import WorktreeMaker
 from actantd.paths import INSTANCE_FILE, Layout, is_valid_name
@@ -52,12 +52,7 @@ def atomic_write(path: Path, data: bytes, *, mode: int = STATE_FILE_MODE) -> Non
     try:
         fsutil.atomic_write(path, data, mode=mode)
     except OSError as exc:
-        name = errno.errorcode.get(exc.errno or 0, "EIO")
-        raise StateWrite(
-            f"{path}: could not write state ({name}: {exc.strerror}); previous state kept",
-            file=str(path),
-            errno=name,
-        ) from exc
+        raise state_write_error(path, exc) from exc
 
 
 def validate_name(name: object) -> str:
@@ -84,6 +79,7 @@ class ScanResult:
 class InstanceStore:
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
+        self.commits = GroupCommit()
         for d in (layout.instances, layout.staging, layout.trash, layout.corrupted):
             d.mkdir(parents=True, exist_ok=True, mode=STATE_DIR_MODE)
 
@@ -166,7 +162,13 @@ class InstanceStore:
     # -- writing -------------------------------------------------------------------------------------
 
     def write(self, record: InstanceRecord) -> None:
+        """Write the record now, in this thread (start-up, migrations); the daemon's transitions use :meth:`commit`."""
         atomic_write(self.record_path(record.name), encode(record))
+
+    async def commit(self, record: InstanceRecord) -> None:
+        """Write the record crash-safely, sharing the durability steps with the writes in flight
+        (:mod:`.group_commit`); returns once it is durable, else raises :class:`StateWrite`."""
+        await self.commits.write(self.record_path(record.name), encode(record), STATE_FILE_MODE)
 
     def exists(self, name: str) -> bool:
         return os.path.lexists(self.layout.instance_dir(name))

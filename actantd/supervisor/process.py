@@ -6,7 +6,9 @@ the pid and its pidfd exit watch, when it started, the restart tracker and the p
 monitor, whether the process was attached, and whether a stop was asked for. Nothing of it is persisted;
 after a daemon restart it is rebuilt from the record (re-adoption). Its operations (launch, exit handling,
 restart scheduling, terminate, attach, detach) change the record only through its :class:`Owner` — the
-instance lifecycle — which persists, journals and publishes each transition in that order.
+instance lifecycle — which persists, journals and publishes each transition in that order. This module runs
+and watches the process; :mod:`.restarts` (budget, pending restart) and :mod:`.control` (stop, attach,
+detach) are the parts split out of it, still on this one object's state.
 
 Locking: every operation that changes the record runs under the instance's lock. Entry points called by
 the lifecycle expect the caller to hold it; the ones that start on their own (an exit, a pending restart,
@@ -19,9 +21,8 @@ import asyncio
 import contextlib
 import functools
 import logging
-import signal
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine, Sequence
 from subprocess import Popen
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -31,11 +32,13 @@ from actantd.config.registry import Resolved
 from actantd.config.schema import Template
 from actantd.errors import ActantError, AgentLaunch
 from actantd.instances import secret_env
-from actantd.instances.record import InstanceRecord, LastExit, utc_now
+from actantd.instances.record import InstanceRecord, LastExit, Step, utc_now
 from actantd.instances.state import LIVE, Status
-from actantd.launch import build_launch_spec
+from actantd.launch import LaunchSpec, build_launch_spec
 from actantd.paths import Layout
-from actantd.supervisor import exits, health, health_watch, kill, policy, retry, spawn, start_check
+from actantd.supervisor import control, exits, health, health_watch, kill, policy, retry, spawn, start_check
+from actantd.supervisor.control import LEFTOVER_TIMEOUT
+from actantd.supervisor.restarts import Restarts
 from actantd.supervisor.retry import is_transient_spawn_error
 
 if TYPE_CHECKING:  # loaded with the first ACP agent (actantd/acp/attach.py), not at daemon start
@@ -44,9 +47,6 @@ if TYPE_CHECKING:  # loaded with the first ACP agent (actantd/acp/attach.py), no
 log = logging.getLogger(__name__)
 
 S = Status
-
-LEFTOVER_TIMEOUT = 2.0
-"""Seconds descendants an exited agent left behind get between SIGTERM and SIGKILL."""
 
 
 class Owner(Protocol):
@@ -72,6 +72,8 @@ class Owner(Protocol):
 
     async def transition(self, record: InstanceRecord, to: Status, reason: str, **changes: Any) -> InstanceRecord: ...
 
+    async def transitions(self, record: InstanceRecord, steps: Sequence[Step]) -> InstanceRecord: ...
+
     def event(self, type_: str, agent: str | None, **data: Any) -> None: ...
 
     async def process_ended(self, name: str) -> None: ...
@@ -89,8 +91,7 @@ class AgentProcess:
         self.exit_future: asyncio.Future[exits.ExitInfo] | None = None
         self.popen: Popen[bytes] | None = None
         self.started_mono = 0.0
-        self.tracker: policy.RestartTracker | None = None
-        self.restart_task: asyncio.Task[None] | None = None
+        self.restarts = Restarts(name, owner, self.relaunch, self._spawn_task)
         self.health: health.HealthMonitor | None = None
         self.health_failure: str | None = None
         self.attached = False
@@ -101,6 +102,10 @@ class AgentProcess:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.acp: AcpSession | None = None
         """The live ACP session when the backend speaks ACP on stdio (``"protocol": "acp"``)."""
+
+    @property
+    def owner(self) -> Owner:
+        return self._owner
 
     @property
     def is_live(self) -> bool:
@@ -114,25 +119,59 @@ class AgentProcess:
         task.add_done_callback(_log_task_error)
         return task
 
+    # -- restarts (:mod:`.restarts`) -------------------------------------------------------------------
+
+    @property
+    def tracker(self) -> policy.RestartTracker | None:
+        return self.restarts.tracker
+
+    @property
+    def restart_task(self) -> asyncio.Task[None] | None:
+        return self.restarts.task
+
+    @property
+    def restart_pending(self) -> bool:
+        return self.restarts.pending
+
     def reset_tracker(self, record: InstanceRecord) -> None:
-        """A fresh restart budget: a start by the user forgives the crashes before it."""
-        template = self._owner.template(record)
-        self.tracker = policy.RestartTracker(template.restart if template is not None else policy.DEFAULT_POLICY)
+        self.restarts.reset(record)
+
+    def schedule_restart(self, delay: float, expect: Status) -> None:
+        self.restarts.schedule(delay, expect)
+
+    def cancel_restart(self) -> None:
+        self.restarts.cancel()
+
+    async def relaunch(
+        self, record: InstanceRecord, prelude: Sequence[Step] = (), before_spawn: Awaitable[None] | None = None
+    ) -> InstanceRecord:
+        """Launch again by policy (``restartCount + 1``); the rest as in :meth:`launch`. Caller holds the lock."""
+        return await self.launch(
+            record, "restarted by policy", prelude=prelude, before_spawn=before_spawn,
+            restart_count=record.restart_count + 1,
+        )  # fmt: skip
 
     # -- launch ---------------------------------------------------------------------------------------
 
-    async def launch(self, record: InstanceRecord, reason: str, **changes: Any) -> InstanceRecord:
-        """Starting → spawn → Running (or Failed with the reason). Caller holds the lock."""
+    async def launch(
+        self, record: InstanceRecord, reason: str, *, prelude: Sequence[Step] = (),
+        before_spawn: Awaitable[None] | None = None, **changes: Any,
+    ) -> InstanceRecord:  # fmt: skip
+        """Starting → spawn → Running (or Failed with the reason). Caller holds the lock.
+
+        ``prelude``: transitions still to be recorded before Starting (a crash restarted at once: Crashed,
+        Restarting); they share Starting's one durable write (``Owner.transitions``). ``before_spawn`` is
+        awaited before the process is spawned, while that write is in flight (the previous process's
+        leftovers, among which the new one would otherwise be)."""
         owner, name = self._owner, self.name
         try:
-            resolved = owner.resolve(record.template_ref)
-            instance_env = secret_env.launch_env(record, owner.layout)
-            spec = build_launch_spec(
-                record, resolved, owner.layout, python=owner.python, instance_env=instance_env,
-                caller_env=self.caller_env,
-            )  # fmt: skip
+            resolved, spec = self._spec(record)
         except ActantError as exc:
-            if record.status is S.RESTARTING:
+            if before_spawn is not None:
+                await before_spawn
+            if prelude:
+                await owner.transitions(record, [*prelude, Step(S.FAILED, exc.message)])
+            elif record.status is S.RESTARTING:
                 await owner.transition(record, S.FAILED, exc.message)
             raise
         layout = owner.layout
@@ -141,19 +180,27 @@ class AgentProcess:
             spawn.spawn, spec.argv, spec.cwd, spec.env, layout.log_file(name, "stdout"),
             layout.log_file(name, "stderr"), spec.install_hint, stdio_pipes=acp,
         )  # fmt: skip
+        steps = [*prelude, Step(S.STARTING, reason, changes)] if record.status is not S.STARTING else []
+        writing = asyncio.ensure_future(owner.transitions(record, steps)) if steps else None
         spawning: asyncio.Future[spawn.Spawned] | None = None
-        if record.status is S.RESTARTING:
+        if before_spawn is not None:
+            await before_spawn
+        if prelude or record.status is S.RESTARTING:
             # perf (#13): a restart by policy forks and execs while Starting is being persisted, so the spawn
-            # overlaps the two fsyncs instead of following them. Starting is still persisted before it is
+            # overlaps the fsyncs instead of following them. Starting is still persisted before it is
             # announced, and Running only after both. Safe to reorder here: a daemon crash in between leaves
-            # Restarting on disk, and recovery kills whatever carries the instance before it decides anything.
+            # Running (a dead pid) or Restarting on disk, and recovery kills whatever carries the instance
+            # before it decides anything.
             spawning = asyncio.ensure_future(asyncio.to_thread(start))
-        if record.status is not S.STARTING:
+        if writing is not None:
             try:
-                record = await owner.transition(record, S.STARTING, reason, **changes)
+                record = await writing
             except BaseException:
                 if spawning is not None:
-                    await _discard_spawn(spawning, record.instance_id)
+                    await control.discard_spawn(spawning, record.instance_id)
+                if prelude:  # the crash itself must still be recorded (kept in memory if the disk refuses)
+                    with contextlib.suppress(ActantError):
+                        await owner.transitions(record, prelude)
                 raise
         try:
             spawned = await (spawning if spawning is not None else asyncio.to_thread(start))
@@ -172,7 +219,7 @@ class AgentProcess:
         self.stop_requested = False
         self.attached = False
         # Watch first: whatever happens next, the child is reaped and its exit seen.
-        self._watch(spawned.pid, is_child=True, popen=spawned.popen)
+        self.watch(spawned.pid, is_child=True, popen=spawned.popen)
         try:
             record = await owner.transition(
                 record, S.RUNNING, reason, pid=spawned.pid, pid_create_time=spawned.create_time,
@@ -191,6 +238,15 @@ class AgentProcess:
             await self._start_acp(record, resolved, spawned)
         return record
 
+    def _spec(self, record: InstanceRecord) -> tuple[Resolved, LaunchSpec]:
+        owner = self._owner
+        resolved = owner.resolve(record.template_ref)
+        instance_env = secret_env.launch_env(record, owner.layout)
+        spec = build_launch_spec(
+            record, resolved, owner.layout, python=owner.python, instance_env=instance_env, caller_env=self.caller_env
+        )
+        return resolved, spec
+
     async def _start_acp(self, record: InstanceRecord, resolved: Resolved, spawned: spawn.Spawned) -> None:
         """Talk ACP on the new process's stdio; the handshake runs in the background (actantd/acp/attach.py)."""
         attach.close_session(self.acp)
@@ -207,7 +263,7 @@ class AgentProcess:
         if self._owner.shutting_down:
             return False
         return await retry.retry_shortage(
-            self._owner, self._tracker_for(record), record, message, self.schedule_restart
+            self._owner, self.restarts.tracker_for(record), record, message, self.schedule_restart
         )
 
     async def wait_for_early_exit(self, record: InstanceRecord) -> None:
@@ -219,10 +275,6 @@ class AgentProcess:
 
         await start_check.wait_for_early_exit(self._owner, self.name, record, self.exit_future, still_ours)
 
-    @property
-    def restart_pending(self) -> bool:
-        return self.restart_task is not None and not self.restart_task.done()
-
     def adopt(self, record: InstanceRecord, *, supervise: bool = True) -> None:
         """Watch a process a previous daemon started (same pid and create time); ``supervise`` also restores
         the restart budget and the health monitor (not for a process that is being stopped)."""
@@ -230,14 +282,14 @@ class AgentProcess:
         info = exits.describe_pid(record.pid)
         self.started_mono = time.monotonic() - (max(0.0, time.time() - info.create_time) if info else 0.0)
         self.attached = record.attached
-        self._watch(record.pid, is_child=False, popen=None)
+        self.watch(record.pid, is_child=False, popen=None)
         if supervise:
             self.reset_tracker(record)
             self._start_health(record)
 
     # -- exits and restarts ---------------------------------------------------------------------------
 
-    def _watch(self, pid: int, *, is_child: bool, popen: Popen[bytes] | None) -> None:
+    def watch(self, pid: int, *, is_child: bool, popen: Popen[bytes] | None) -> None:
         fut = exits.watch_exit(asyncio.get_running_loop(), pid, is_child=is_child, popen=popen)
         self.pid, self.exit_future, self.popen = pid, fut, popen
 
@@ -248,7 +300,7 @@ class AgentProcess:
 
         fut.add_done_callback(done)
 
-    def _unwatch(self) -> None:
+    def unwatch(self) -> None:
         if self.exit_future is not None and not self.exit_future.done():
             exits.unwatch(self.exit_future)
 
@@ -283,131 +335,26 @@ class AgentProcess:
                 record = await owner.transition(record, S.STOPPED, "completed (exit code 0)", **gone)
                 await self.kill_leftovers(record)
                 return True
-            if self.tracker is None:
-                self.reset_tracker(record)
-            assert self.tracker is not None
-            decision = self.tracker.on_exit(code=info.code, signal=info.signal, uptime=uptime, requested=False)
-            if info.code == 0 and self.health_failure is None:
-                record = await owner.transition(record, S.STOPPED, "exited cleanly (code 0)", **gone)
-                await self.kill_leftovers(record)
-                if decision.restart:
-                    self.schedule_restart(decision.delay_seconds, S.STOPPED)
-                return True
-            record = await owner.transition(record, S.CRASHED, what, **gone)
-            await self.kill_leftovers(record)
-            if decision.restart:
-                record = await owner.transition(
-                    record, S.RESTARTING, f"{what}; restarting in {decision.delay_seconds:.2f}s"
-                )
-                self.schedule_restart(decision.delay_seconds, S.RESTARTING)
-            elif decision.give_up:
-                # The decision already names the last exit; only a health verdict adds what it saw.
-                reason = decision.reason if self.health_failure is None else f"{decision.reason}; {what}"
-                await owner.transition(record, S.FAILED, reason)
+            await self.restarts.on_exit(
+                record, info, uptime=uptime, what=what, health_failed=self.health_failure is not None, gone=gone,
+                kill_leftovers=self.kill_leftovers,
+            )  # fmt: skip
             return True
 
     async def kill_leftovers(self, record: InstanceRecord) -> None:
-        """Descendants an exited agent left behind (daemonized helpers) must not outlive it.
+        """:func:`.control.kill_leftovers`: what the exited process left behind must not outlive it."""
+        await control.kill_leftovers(record)
 
-        Awaited under the instance lock, after the exit is persisted and announced, and before any restart is
-        scheduled: the scan matches ``ACTANT_INSTANCE_ID``, which the next process of this instance carries too.
-        """
-        await kill.terminate_tree(None, instance_id=record.instance_id, timeout=LEFTOVER_TIMEOUT)
-
-    def schedule_restart(self, delay: float, expect: Status) -> None:
-        """Launch again after ``delay`` seconds if the instance is then still in ``expect``."""
-        self.cancel_restart()
-        self.restart_task = self._spawn_task(self._restart_after(delay, expect))
-
-    async def _restart_after(self, delay: float, expect: Status) -> None:
-        await asyncio.sleep(delay)  # the backoff itself, not a wait for an event
-        owner, name = self._owner, self.name
-        async with owner.lock(name):
-            record = owner.current(name)
-            if record is None or record.status is not expect or owner.shutting_down:
-                return
-            self.restart_task = None
-            try:
-                await self.launch(record, "restarted by policy", restart_count=record.restart_count + 1)
-            except ActantError as exc:  # the launch recorded Failed where it could; say why in any case
-                owner.event("instance", name, event="restartFailed", reason=exc.message)
-                current = owner.current(name)
-                if current is not None and current.status is S.RESTARTING and self.restart_task is None:
-                    # Nothing could be recorded (the Starting write failed: full disk, deleted directory):
-                    # still pending, so try again after the backoff rather than never (class 3 / 4).
-                    await self._retry_pending(current, exc.message)
-
-    async def _retry_pending(self, record: InstanceRecord, message: str) -> None:
-        """Schedule another attempt for a Restarting instance whose launch failed before it began."""
-        await retry.retry_pending(self._owner, self._tracker_for(record), record, message, self.schedule_restart)
-
-    def _tracker_for(self, record: InstanceRecord) -> policy.RestartTracker:
-        if self.tracker is None:
-            self.reset_tracker(record)
-        assert self.tracker is not None
-        return self.tracker
-
-    def cancel_restart(self) -> None:
-        if self.restart_task is not None:
-            if self.restart_task is not asyncio.current_task():
-                self.restart_task.cancel()
-            self.restart_task = None
-
-    # -- stop, attach, detach -------------------------------------------------------------------------
+    # -- stop, attach, detach (:mod:`.control`; caller holds the lock) ---------------------------------
 
     async def terminate(self, record: InstanceRecord, reason: str, timeout: float | None) -> InstanceRecord:
-        """Stopping → signal the whole tree, wait, SIGKILL what is left → Stopped. Caller holds the lock.
-
-        Never leaves the instance in Stopping: a failure to terminate is recorded in the Stopped reason."""
-        owner = self._owner
-        if record.status is not S.STOPPING:
-            record = await owner.transition(record, S.STOPPING, reason)
-        self.stop_requested = True
-        self.stop_health()
-        template = owner.template(record)
-        sig = template.stop_signal_number if template is not None else signal.SIGTERM
-        wait = timeout if timeout is not None else (template.stop_timeout_seconds if template else 10.0)
-        problem = None
-        try:
-            await kill.terminate_tree(
-                record.pid, instance_id=record.instance_id, sig=sig, timeout=wait, exited=self.exit_future
-            )
-        except Exception as exc:  # never leave an instance in Stopping: record what went wrong instead
-            log.error("%s: stop failed: %r", self.name, exc)
-            problem = f"stopped, but terminating the process failed: {exc}"
-        fut = self.exit_future
-        info = fut.result() if fut is not None and fut.done() and not fut.cancelled() else None
-        last = LastExit(code=info.code, signal=info.signal, at=utc_now()) if info else record.last_exit
-        self.attached = False
-        return await owner.transition(
-            record, S.STOPPED, problem or "stopped", pid=None, pid_create_time=None, stopped_at=utc_now(),
-            last_exit=last, attached=False,
-        )  # fmt: skip
+        return await control.terminate(self, record, reason, timeout)
 
     async def attach(self, record: InstanceRecord, pid: int, create_time: float) -> InstanceRecord:
-        """Supervise a process Actant did not start: watched and stopped, never restarted. Caller holds the lock."""
-        owner = self._owner
-        self.cancel_restart()
-        record = await owner.transition(record, S.STARTING, f"attach to pid {pid}")
-        self.started_mono = time.monotonic() - max(0.0, time.time() - create_time)
-        record = await owner.transition(
-            record, S.RUNNING, f"attached to pid {pid}", pid=pid, pid_create_time=create_time,
-            attached=True, launched_at=utc_now(),
-        )  # fmt: skip
-        self.attached = True
-        self._watch(pid, is_child=False, popen=None)
-        return record
+        return await control.attach(self, record, pid, create_time)
 
     async def detach(self, record: InstanceRecord) -> InstanceRecord:
-        """Stop supervising an attached process, leaving it running. Caller holds the lock."""
-        self.stop_health()
-        self._unwatch()
-        self.exit_future = None
-        self.attached = False
-        return await self._owner.transition(
-            record, S.STOPPED, f"detached from pid {record.pid}", pid=None, pid_create_time=None,
-            attached=False, stopped_at=utc_now(),
-        )  # fmt: skip
+        return await control.detach(self, record)
 
     # -- health ---------------------------------------------------------------------------------------
 
@@ -436,28 +383,17 @@ class AgentProcess:
     def release(self) -> None:
         """Stop probing and watching (the instance is being destroyed; its process is already stopped)."""
         self.stop_health()
-        self._unwatch()
+        self.unwatch()
 
     def close(self) -> None:
         """Drop everything in flight: health monitor, pending restart, exit watch, background tasks."""
         attach.close_session(self.acp)
         self.stop_health()
-        if self.restart_task is not None:
-            self.restart_task.cancel()
-        self._unwatch()
+        if self.restarts.task is not None:
+            self.restarts.task.cancel()
+        self.unwatch()
         for task in list(self._tasks):
             task.cancel()
-
-
-async def _discard_spawn(spawning: asyncio.Future[spawn.Spawned], instance_id: str) -> None:
-    """A process spawned ahead of a Starting write that then failed: it must not live (nor stay a zombie)."""
-    try:
-        spawned = await spawning
-    except Exception:  # the spawn failed too: nothing to discard
-        return
-    loop = asyncio.get_running_loop()
-    exited = exits.watch_exit(loop, spawned.pid, is_child=True, popen=spawned.popen)
-    await kill.terminate_tree(spawned.pid, instance_id=instance_id, timeout=LEFTOVER_TIMEOUT, exited=exited)
 
 
 def _log_task_error(task: asyncio.Task[Any]) -> None:
