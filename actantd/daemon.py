@@ -29,7 +29,7 @@ from actantd.config.watch import Reload
 from actantd.errors import ActantError
 from actantd.events import Event, EventBus
 from actantd.identity import write_identity
-from actantd.instances.state import ACTIVE
+from actantd.instances.state import ACTIVE, Status
 from actantd.journal import Journal
 from actantd.libc import libc
 from actantd.limits import LOG_BACKUPS, LOG_MAX_BYTES, SOCKET_PATH_MAX
@@ -53,6 +53,7 @@ TRIM_AFTER_SECONDS = 10.0
 CONFIG_DEBOUNCE_MS = 50
 M_ARENA_MAX = -8  # glibc mallopt parameter
 _ACTIVE_VALUES = frozenset(status.value for status in ACTIVE)
+_GUARD_ON = frozenset({Status.STARTING.value, Status.RUNNING.value})
 
 
 class AlreadyRunning(Exception):
@@ -196,15 +197,16 @@ class Daemon:
     def _on_event(self, event: Event) -> None:
         """Keep the log guard's set in step with the agents' states, and wake housekeeping when needed.
 
-        A transition into an active state (re)guards the agent's two log files (on every start, so a fresh
-        log that replaced the old one is picked up); one out of them releases them. O(1) per transition,
-        nothing per second."""
+        A start (into ``Starting``, and into ``Running``, when the spawn has created the files) (re)guards the
+        agent's two log files, so a fresh log that replaced the old one is picked up; a transition out of the
+        active states releases them; ``Stopping`` touches nothing (it was once half the loop's work of a
+        stop). O(1) per transition, nothing per second."""
         if event["type"] == "transition":
             name, to, src = event.get("agent"), event.get("to"), event.get("from")
             if isinstance(name, str):
-                if to in _ACTIVE_VALUES:
+                if to in _GUARD_ON:
                     self.log_guard.watch(self.layout.log_file(name, stream) for stream in LOG_STREAMS)
-                elif src in _ACTIVE_VALUES:
+                elif to not in _ACTIVE_VALUES and src in _ACTIVE_VALUES:
                     self.log_guard.unwatch(self.layout.log_file(name, stream) for stream in LOG_STREAMS)
             self._note_activity()
         elif event.get("event") == "stateWriteFailed":

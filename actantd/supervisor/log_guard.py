@@ -73,6 +73,11 @@ _SLACK_SECONDS = 0.001
 """Looks due this soon are taken in the same round (fewer wake-ups with many writers)."""
 
 
+def _as_path(path: Path | str) -> Path:
+    """``Path(path)`` parses even a Path again; the loop calls this on every start and stop."""
+    return path if isinstance(path, Path) else Path(path)
+
+
 def _open_inotify() -> int:
     """The guard's inotify descriptor, or -1: without one, every file is polled."""
     try:
@@ -135,11 +140,11 @@ class LogGuard:
 
     def watch(self, paths: Iterable[Path]) -> None:
         """Guard ``paths`` too; for a path already guarded, check that it still names the guarded file."""
-        self._enqueue([(Path(p), True) for p in paths])
+        self._enqueue([(_as_path(p), True) for p in paths])
 
     def unwatch(self, paths: Iterable[Path]) -> None:
         """Stop guarding ``paths`` (and close the guard's descriptors on them)."""
-        self._enqueue([(Path(p), False) for p in paths])
+        self._enqueue([(_as_path(p), False) for p in paths])
 
     def sync(self, paths: Iterable[Path]) -> None:
         """Guard exactly ``paths`` from now on (files that do not exist yet are tried again later)."""
