@@ -125,13 +125,19 @@ class Restarts:
             await kill_leftovers(record)
             self.schedule(delay, S.RESTARTING)
             return
-        # No backoff: Crashed, Restarting and Starting share one durable write, the leftovers are killed while
-        # it is in flight, and the new process is spawned before it ends (docs/architecture.md).
+        # No backoff: Crashed is written and announced on its own, at once (how fast a crash is seen is a
+        # figure of its own), while the leftovers are killed; then Restarting and Starting share one durable
+        # write with the new process spawned while it is in flight (docs/architecture.md).
         self.cancel()
+        leftovers = asyncio.ensure_future(kill_leftovers(record))
         try:
-            await self._relaunch(record, prelude=(crashed, restarting), before_spawn=kill_leftovers(record))
+            record = await owner.transitions(record, (crashed,))
+            await self._relaunch(record, prelude=(restarting,), before_spawn=leftovers)
         except ActantError as exc:
             await self.launch_failed(exc)
+        finally:
+            if not leftovers.done():
+                await leftovers
 
     async def _after(self, delay: float, expect: Status) -> None:
         await asyncio.sleep(delay)  # the backoff itself, not a wait for an event
