@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -17,7 +17,7 @@ import pytest
 
 from actantd.errors import AgentLaunch
 from actantd.supervisor import cgroup, cgroup_exec, exits, kill
-from actantd.supervisor.spawn import spawn
+from actantd.supervisor.spawn import ignored_signals, spawn
 
 needs_cgroups = pytest.mark.skipif(cgroup.base() is None, reason="no writable cgroup v2 hierarchy here")
 needs_wrapper = pytest.mark.skipif(not cgroup_exec.shell_passes_env(), reason="this /bin/sh rewrites environments")
@@ -28,6 +28,19 @@ FIRST_THING = (
     'while read -r l; do case $l in 0::*) echo "agent $l";; esac; done </proc/self/cgroup; '
     "grep '^0::' /proc/self/cgroup; sleep 1000"
 )
+
+
+@pytest.fixture(autouse=True)
+def no_inherited_ignored_signals() -> Iterator[None]:
+    """Be the daemon, which resets inherited ignored signals at start (``spawn.default_ignored_signals``): run
+    with SIGINT ignored (CI, a background job), every start here would otherwise take the ``preexec_fn`` path,
+    as it must for a process that still ignores signals. SIGINT gets Python's usual handler, not SIG_DFL."""
+    saved = {sig: signal.getsignal(sig) for sig in ignored_signals()}
+    for sig in saved:
+        signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
 
 
 @pytest.fixture
