@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -136,3 +137,19 @@ def with_default_signals(argv: Sequence[str]) -> list[str]:
     rather than ``preexec_fn``, which is unsafe in a process with threads (an in-process daemon runs in one).
     """
     return [sys.executable, "-c", _RESET_AND_EXEC, *argv]
+
+
+def kill_mid_write(writer: str, args: Sequence[str], delay: float) -> bytes:
+    """Run ``writer`` (Python source, the checkout importable) until it prints ``ready``, SIGKILL it ``delay``
+    seconds later, as a crash in the middle of its writes; returns what it printed after ``ready``."""
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.Popen([sys.executable, "-c", writer, *args], stdout=subprocess.PIPE, env=env)
+    assert proc.stdout is not None
+    try:
+        assert proc.stdout.readline().strip() == b"ready"
+        time.sleep(delay)  # the moment of the crash is the test's parameter, not an event to wait for
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with proc.stdout:
+        return proc.stdout.read()

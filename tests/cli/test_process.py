@@ -61,16 +61,22 @@ def test_every_command_module_stays_thin() -> None:
     assert _heavy(modules) == []
 
 
-def test_a_real_command_imports_nothing_heavy(fake: FakeDaemon) -> None:
-    """The start-up check: every module ``agent list --json`` loads, end to end, listed at exit."""
-    fake.answer("agent.list", {"agents": []})
-    code = (
+def _list_json_listing_modules(socket: Path) -> str:
+    """Python source running ``actantctl agent list --json`` against ``socket`` that prints, at exit, every
+    module it loaded (as JSON, on stderr)."""
+    return (
         "import atexit, json, sys\n"
         "atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.stderr))\n"
         "from actantctl.cli import main\n"
-        f"sys.argv = ['actantctl', '--socket', {str(fake.path)!r}, 'agent', 'list', '--json']\n"
+        f"sys.argv = ['actantctl', '--socket', {str(socket)!r}, 'agent', 'list', '--json']\n"
         "main()\n"
     )
+
+
+def test_a_real_command_imports_nothing_heavy(fake: FakeDaemon) -> None:
+    """The start-up check: every module ``agent list --json`` loads, end to end, listed at exit."""
+    fake.answer("agent.list", {"agents": []})
+    code = _list_json_listing_modules(fake.path)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"agents": []}
@@ -89,13 +95,7 @@ def test_agent_list_json_loads_only_its_own_command(fake: FakeDaemon) -> None:
     """As a wheel install runs it: ``-S`` skips the dev venv's ``.pth`` files, whose editable-install finder
     imports pathlib at every interpreter start; the package and click come from PYTHONPATH instead."""
     fake.answer("agent.list", {"agents": [{"name": "a", "status": "Running"}]})
-    code = (
-        "import atexit, json, sys\n"
-        "atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.stderr))\n"
-        "from actantctl.cli import main\n"
-        f"sys.argv = ['actantctl', '--socket', {str(fake.path)!r}, 'agent', 'list', '--json']\n"
-        "main()\n"
-    )
+    code = _list_json_listing_modules(fake.path)
     repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), str(Path(click.__file__).parents[1])])}
     proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env)

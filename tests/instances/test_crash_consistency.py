@@ -6,11 +6,6 @@ delay is the thing under test (where the kill lands), not a wait for an event.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -18,6 +13,7 @@ from hypothesis import strategies as st
 
 from actantd.instances.store import InstanceStore
 from actantd.paths import INSTANCE_FILE, Layout
+from tests.helpers import kill_mid_write
 
 WRITER = r"""
 import sys, msgspec
@@ -53,17 +49,7 @@ while True:
 
 
 def _run_and_kill(home: Path, delay: float) -> None:
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(home)], stdout=subprocess.PIPE, env=env)
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == b"ready"
-        time.sleep(delay)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
+    kill_mid_write(WRITER, [str(home)], delay)
 
 
 def _check(home: Path) -> None:

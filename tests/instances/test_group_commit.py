@@ -10,11 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +20,7 @@ from actantd.instances.group_commit import GroupCommit
 from actantd.instances.store import InstanceStore
 from actantd.paths import INSTANCE_FILE, Layout
 from tests.harness import running_daemon
+from tests.helpers import kill_mid_write
 from tests.instances.test_unwritable_state import immutable
 
 COUNT = 24
@@ -62,18 +58,7 @@ asyncio.run(main())
 
 def _run_and_kill(home: Path, delay: float) -> int:
     """Run the writer, SIGKILL it after ``delay``; returns the last version it reported durable."""
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(home), str(COUNT)], stdout=subprocess.PIPE, env=env)
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == b"ready"
-        time.sleep(delay)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    assert proc.stdout is not None
-    acked = [int(line) for line in proc.stdout.read().split()]
-    proc.stdout.close()
+    acked = [int(line) for line in kill_mid_write(WRITER, [str(home), str(COUNT)], delay).split()]
     return acked[-1] if acked else 0
 
 
