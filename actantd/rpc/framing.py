@@ -64,8 +64,8 @@ def _too_large(size: int, limit: int) -> FrameError:
     )
 
 
-class NdjsonDecoder:
-    """One JSON message per ``\\n``-terminated line; blank lines (and a trailing ``\\r``) are ignored."""
+class _BufferedDecoder:
+    """What both framings share: the partial-message buffer, its size limit, and dying once it is exceeded."""
 
     __slots__ = ("_buf", "_dead", "_limit")
 
@@ -73,6 +73,27 @@ class NdjsonDecoder:
         self._limit = max_message
         self._buf = bytearray()
         self._dead = False
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for an incomplete message (what the server's input budget counts)."""
+        return len(self._buf)
+
+    def release(self) -> None:
+        """Drop the buffer now (connection closed): its memory must not wait for the decoder to be freed."""
+        self._dead = True
+        self._buf = bytearray()
+
+    def _die(self, out: list[Frame], err: FrameError) -> list[Frame]:
+        self.release()
+        out.append(err)
+        return out
+
+
+class NdjsonDecoder(_BufferedDecoder):
+    """One JSON message per ``\\n``-terminated line; blank lines (and a trailing ``\\r``) are ignored."""
+
+    __slots__ = ()
 
     def feed(self, data: bytes) -> list[Frame]:
         if self._dead:
@@ -93,46 +114,28 @@ class NdjsonDecoder:
             if not line:
                 continue
             if len(line) > self._limit:
-                return self._die(out, len(line))
+                return self._die(out, _too_large(len(line), self._limit))
             out.append(line)
         tail = len(data) - start
         if tail:
             if len(self._buf) + tail > self._limit:
-                return self._die(out, len(self._buf) + tail)
+                return self._die(out, _too_large(len(self._buf) + tail, self._limit))
             self._buf += data[start:]
         return out
 
-    @property
-    def buffered(self) -> int:
-        """Bytes held for an incomplete message (what the server's input budget counts)."""
-        return len(self._buf)
 
-    def release(self) -> None:
-        """Drop the buffer now (connection closed): its memory must not wait for the decoder to be freed."""
-        self._dead = True
-        self._buf = bytearray()
-
-    def _die(self, out: list[Frame], size: int) -> list[Frame]:
-        self._dead = True
-        self._buf = bytearray()
-        out.append(_too_large(size, self._limit))
-        return out
-
-
-class ContentLengthDecoder:
+class ContentLengthDecoder(_BufferedDecoder):
     """LSP base protocol: ``Name: value\\r\\n`` headers, a blank line, then exactly Content-Length bytes.
 
     Header names are case-insensitive; headers other than Content-Length (Content-Type...) are accepted and
     ignored. Whitespace between messages is skipped, which tolerates clients that end a body with a newline.
     """
 
-    __slots__ = ("_body_len", "_buf", "_dead", "_limit")
+    __slots__ = ("_body_len",)
 
     def __init__(self, max_message: int = DEFAULT_MAX_MESSAGE) -> None:
-        self._limit = max_message
-        self._buf = bytearray()
+        super().__init__(max_message)
         self._body_len: int | None = None
-        self._dead = False
 
     def feed(self, data: bytes) -> list[Frame]:
         if self._dead:
@@ -194,20 +197,6 @@ class ContentLengthDecoder:
         if length > self._limit:
             return _too_large(length, self._limit)
         return length
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buf)
-
-    def release(self) -> None:
-        self._dead = True
-        self._buf = bytearray()
-
-    def _die(self, out: list[Frame], err: FrameError) -> list[Frame]:
-        self._dead = True
-        self._buf = bytearray()
-        out.append(err)
-        return out
 
 
 class FrameDecoder:
