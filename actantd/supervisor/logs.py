@@ -105,15 +105,17 @@ def backup_path(path: str | os.PathLike[str], n: int) -> Path:
     return path.with_name(f"{path.name}.{n}")
 
 
-def _copy_range(src: int, dst: int, start: int, limit: int) -> int:
-    """Copy ``src[start:start + limit]`` (less at EOF) to ``dst`` at the same offset; returns bytes copied.
+def _copy_range(src: int, dst: int, start: int, limit: int, dst_start: int | None = None) -> int:
+    """Copy ``src[start:start + limit]`` (less at EOF) to ``dst`` at ``dst_start`` (default: the same offset);
+    returns bytes copied.
 
     In the kernel (``copy_file_range``) where the filesystem allows, else with pread/pwrite.
     """
+    to = start if dst_start is None else dst_start
     copied = 0
     try:
         while copied < limit:
-            n = os.copy_file_range(src, dst, min(limit - copied, 1 << 30), start + copied, start + copied)
+            n = os.copy_file_range(src, dst, min(limit - copied, 1 << 30), start + copied, to + copied)
             if n == 0:
                 return copied
             copied += n
@@ -127,7 +129,7 @@ def _copy_range(src: int, dst: int, start: int, limit: int) -> int:
             break
         view = memoryview(chunk)
         while view:
-            written = os.pwrite(dst, view, start + copied)
+            written = os.pwrite(dst, view, to + copied)
             view = view[written:]
             copied += written
     return copied
@@ -155,21 +157,6 @@ def _aligned_prefix(size: int, block: int) -> int:
     if block <= 0:
         return 0
     return ((size - 1) // block) * block if size > 0 else 0
-
-
-def _copy_to(src: int, dst: int, start: int, limit: int) -> int:
-    """Copy ``src[start:start + limit]`` to the start of ``dst``; returns bytes copied."""
-    copied = 0
-    while copied < limit:
-        chunk = os.pread(src, min(limit - copied, 1 << 20), start + copied)
-        if not chunk:
-            break
-        view = memoryview(chunk)
-        while view:
-            n = os.pwrite(dst, view, copied)
-            view = view[n:]
-            copied += n
-    return copied
 
 
 def _cut(fd: int, dst: int | None, size: int, block: int, lossless: bool, cap: int | None = None) -> tuple[int, bool]:
@@ -202,7 +189,7 @@ def _cut(fd: int, dst: int | None, size: int, block: int, lossless: bool, cap: i
         if cap is not None and size > 2 * cap:
             skip = _line_start(fd, size - cap, size)
             dropped = skip
-            _copy_to(fd, dst, skip, min(cap, size - skip))
+            _copy_range(fd, dst, skip, min(cap, size - skip), dst_start=0)
         else:
             # Copy to EOF as it is *now* (the writer keeps going); the limit only stops a runaway writer from
             # keeping us copying forever. Truncate at once: what lands in between is the classic loss.
