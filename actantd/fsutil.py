@@ -54,22 +54,9 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int | None 
             mode = os.stat(path).st_mode & 0o7777
         except FileNotFoundError:
             mode = 0o644
-    tmp = temp_name(path)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
+    error = atomic_write_many([(path, data, mode)])[0]  # one item: fsync the file, rename, fsync the dir
+    if error is not None:
+        raise error
 
 
 @functools.cache
