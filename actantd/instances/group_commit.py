@@ -7,8 +7,8 @@ pipelined stop of every agent, a shutdown, a crash storm) costs a few batches, e
 durability step, instead of N writes with two fsyncs each queued on a handful of worker threads.
 
 How batches form: the first write waits one loop tick (so the transitions of one burst join it), then runs
-in a worker thread with everything queued; whatever arrives meanwhile forms the next batch, started as soon
-as the first is done. One batch is in flight at a time, so the disk sees one writer, not a pool of them.
+in a worker thread with everything queued; whatever arrives meanwhile forms the next batch, started at once
+while fewer than :data:`MAX_IN_FLIGHT` batches are being written, else as soon as one of them is done.
 A failure is per record (its caller gets :class:`~actantd.errors.StateWrite`, its old file intact); the
 others of the batch are written and go on.
 """
